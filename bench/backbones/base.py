@@ -1,0 +1,83 @@
+"""The backbone interface every method programs against."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class Backbone(nn.Module):
+    """An encoder that maps a batch of raw task inputs to pooled features ``[B, D]``.
+
+    Subclasses set ``modality`` and ``feature_dim`` and implement :meth:`prepare`
+    (raw inputs -> tensors, on CPU, cheap) and :meth:`forward` (tensors -> features).
+    Vision-language subclasses also implement the CLIP interface
+    (``encode_image``, ``encode_text``, ``tokenize``, ``logit_scale``).
+
+    Attributes:
+        name: Registered name.
+        modality: ``vision`` or ``text``.
+        feature_dim: Size of the pooled feature.
+    """
+
+    name: str = ""
+    modality: str = ""
+    feature_dim: int = 0
+
+    def prepare(self, raw: np.ndarray | Sequence[str], train: bool = False) -> Any:
+        """Turns raw inputs (uint8 images or strings) into model inputs on the CPU.
+
+        Args:
+            raw: A batch of raw inputs as stored in :class:`bench.tasks.Split`.
+            train: Whether to apply training-time augmentation.
+        """
+        raise NotImplementedError
+
+    def forward(self, batch: Any) -> torch.Tensor:  # noqa: D102 - documented on the class
+        raise NotImplementedError
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named parameter groups (towers, projections) so methods can freeze or regularize
+        them. The default is one group holding every parameter."""
+        return {"encoder": list(self.parameters())}
+
+    def run_info(self) -> dict[str, Any]:
+        """Facts recorded in run.json (weights source, sizes)."""
+        return {
+            "name": self.name,
+            "parameters": int(sum(p.numel() for p in self.parameters())),
+            "feature_dim": self.feature_dim,
+        }
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Moves a tensor or a dict of tensors to ``device`` without blocking the host."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    raise TypeError(f"cannot move a {type(batch).__name__} to a device")
+
+
+def grey_to_rgb_resized(raw: np.ndarray, image_size: int) -> torch.Tensor:
+    """uint8 ``[B, H, W]`` or ``[B, H, W, 3]`` -> float ``[B, 3, S, S]`` on the 0-255 scale.
+
+    Bilinear resizing with antialiasing so small images (28 px) upsample smoothly.
+    """
+    images = torch.from_numpy(np.ascontiguousarray(raw)).float()
+    if images.ndim == 3:
+        images = images.unsqueeze(1).expand(-1, 3, -1, -1)
+    elif images.ndim == 4 and images.shape[-1] == 3:
+        images = images.permute(0, 3, 1, 2)
+    else:
+        raise ValueError(f"expected images [B,H,W] or [B,H,W,3], got shape {tuple(images.shape)}")
+    if images.shape[-1] != image_size or images.shape[-2] != image_size:
+        images = nn.functional.interpolate(
+            images, size=(image_size, image_size), mode="bilinear", antialias=True,
+            align_corners=False,
+        )
+    return images

@@ -1,0 +1,292 @@
+"""Command line: ``python -m bench {list,validate,features,fit,ensemble,score,aggregate,figures}``.
+
+Each Snakemake rule calls one of these, so any cell can be rerun by hand with the
+command line found at the top of its log file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench.config import ConfigError, Grid, load_grid_file
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cell_grid(args) -> tuple[Grid, object]:
+    from bench.config import Cell
+
+    grid = load_grid_file(args.config, log=_log)
+    cell = Cell(args.task, args.backbone, getattr(args, "method", "features"), getattr(args, "seed", 0))
+    if args.task not in grid.config["tasks"] or args.backbone not in grid.config["tasks"][args.task]["backbones"]:
+        raise ConfigError(
+            f"--task {args.task} --backbone {args.backbone} is not in the grid of {args.config}; "
+            "add it under tasks.<task>.backbones"
+        )
+    return grid, cell
+
+
+def _engine(grid: Grid, threads: int | None):
+    from bench.engine import Engine
+
+    runtime = grid.config["runtime"]
+    return Engine.create(runtime["device"], runtime["precision"], threads, runtime["eval_batch_size"])
+
+
+def _build_task(grid: Grid, task: str):
+    from bench.tasks import SizeLimits, create_task
+
+    block = grid.config["tasks"][task]
+    return create_task(task, grid.data_paths(), SizeLimits(**block["limits"]), **block["options"])
+
+
+def _build_backbone(grid: Grid, name: str):
+    from bench.backbones import create_backbone
+
+    return create_backbone(name, **grid.config["backbone_options"].get(name, {}))
+
+
+def cmd_list(args) -> int:
+    from bench.backbones import backbone_metadata, list_backbones
+    from bench.methods import list_methods, list_modifiers, method_metadata
+    from bench.tasks import list_tasks, task_metadata
+
+    if args.what == "tasks":
+        for name in list_tasks(args.pattern):
+            meta = task_metadata(name)
+            print(f"{name:24s} {meta['modality']:7s} {meta['description']}")
+    elif args.what == "backbones":
+        for name in list_backbones(args.pattern):
+            meta = backbone_metadata(name)
+            flags = ("vl " if meta["vision_language"] else "   ") + ("offline" if meta["offline"] else "online ")
+            print(f"{name:32s} {meta['modality']:7s} {flags} {meta['description']}")
+    elif args.what == "methods":
+        for name in list_methods(args.pattern):
+            print(f"{name:24s} {method_metadata(name)['description']}")
+        for name in list_modifiers(args.pattern):
+            print(f"+{name:23s} (modifier)")
+    elif args.what == "metrics":
+        from bench.metrics import list_metrics, metric_spec
+
+        for key in list_metrics(args.pattern):
+            spec = metric_spec(key)
+            arrow = "higher" if spec.higher_is_better else "lower"
+            print(f"{key:24s} {arrow:6s} {spec.description}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    grid = load_grid_file(args.config, log=_log)
+    print(
+        f"{args.config}: OK, {len(grid.cells)} cells over tasks {grid.tasks}, "
+        f"{len(grid.config['methods'])} methods, seeds {grid.config['seeds']}"
+    )
+    return 0
+
+
+def cmd_features(args) -> int:
+    from bench.engine.features import compute_features, save_features
+
+    grid, _ = _cell_grid(args)
+    engine = _engine(grid, args.threads)
+    task = _build_task(grid, args.task)
+    backbone = _build_backbone(grid, args.backbone)
+    features = compute_features(task, backbone, engine)
+    save_features(args.out, features)
+    engine.log(f"wrote {args.out}")
+    return 0
+
+
+def cmd_fit(args) -> int:
+    from bench.engine import seed_everything
+    from bench.engine.features import load_features
+    from bench.io import atomic_write_json, load_predictions, save_predictions
+    from bench.methods import create_method, modifier_function, split_method_name
+    from bench.provenance import git_revision, host, package_versions
+
+    started = time.time()
+    grid, cell = _cell_grid(args)
+    if cell not in grid.cells:
+        raise ConfigError(
+            f"cell {cell.task}/{cell.backbone}/{cell.method}/seed{cell.seed} is not in the grid of "
+            f"{args.config} (check methods and seeds)"
+        )
+    settings = grid.cell_settings(cell)
+    base, modifiers = split_method_name(cell.method)
+    engine = _engine(grid, args.threads)
+    engine.log(f"cell {cell.run_dir} hash {grid.cell_hash(cell)}")
+    out_dir = Path(args.out)
+    summary: dict = {}
+    if modifiers:
+        if not args.base_predictions:
+            raise ConfigError(f"method {cell.method} is post-hoc: pass --base-predictions of {base}")
+        predictions, classnames = load_predictions(args.base_predictions)
+        for modifier in modifiers:
+            predictions, info = modifier_function(modifier)(predictions)
+            summary[modifier] = info
+            engine.log(f"{modifier}: {info}")
+    else:
+        seed_everything(cell.seed)
+        method = create_method(base, **settings["hparams"])
+        from bench.methods.base import FitContext
+
+        ctx = FitContext(
+            task_name=cell.task, backbone_name=cell.backbone, seed=cell.seed, engine=engine,
+            load_task=lambda: _build_task(grid, cell.task),
+            load_backbone=lambda: _build_backbone(grid, cell.backbone),
+            load_features=lambda: _require_features(args.features, load_features),
+        )
+        predictions = method.run(ctx)
+        summary = method.summary()
+        classnames = (ctx._cache["features"].classnames if "task" not in ctx._cache
+                      else ctx._cache["task"].classnames)
+    save_predictions(out_dir / "predictions.npz", predictions, classnames)
+    run = {
+        "cell": {"task": cell.task, "backbone": cell.backbone, "method": cell.method,
+                 "seed": str(cell.seed)},
+        "settings": settings,
+        "config_hash": grid.cell_hash(cell),
+        "git": git_revision(),
+        "versions": package_versions(),
+        "host": host(),
+        "hardware": engine.describe(),
+        "wall_seconds": time.time() - started,
+        "memory": engine.peak_memory_mb(),
+        "fit_summary": summary,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    atomic_write_json(out_dir / "run.json", run)
+    engine.log(f"wrote {out_dir} in {run['wall_seconds']:.1f}s")
+    return 0
+
+
+def _require_features(path, loader):
+    if not path:
+        raise ConfigError("this method reads the frozen-feature cache: pass --features PATH")
+    return loader(path)
+
+
+def cmd_ensemble(args) -> int:
+    from bench.io import atomic_write_json, load_predictions, save_predictions
+    from bench.methods.deep_ensemble import ensemble_predictions
+    from bench.provenance import git_revision, package_versions
+
+    started = time.time()
+    members, classnames, runs = [], None, []
+    for member in args.members:
+        preds, classnames = load_predictions(Path(member) / "predictions.npz")
+        members.append(preds)
+        runs.append(json.loads((Path(member) / "run.json").read_text()))
+    predictions = ensemble_predictions(members)
+    out_dir = Path(args.out)
+    save_predictions(out_dir / "predictions.npz", predictions, classnames)
+    cell = dict(runs[0]["cell"], method=runs[0]["cell"]["method"] + "+ens", seed="ensemble")
+    atomic_write_json(out_dir / "run.json", {
+        "cell": cell,
+        "settings": {"members": [str(m) for m in args.members]},
+        "config_hash": "+".join(r["config_hash"] for r in runs),
+        "git": git_revision(),
+        "versions": package_versions(),
+        "wall_seconds": time.time() - started,
+        # An ensemble costs what its members cost together.
+        "member_wall_seconds": sum(r["wall_seconds"] for r in runs),
+    })
+    return 0
+
+
+def cmd_score(args) -> int:
+    from bench.io import atomic_write_json
+    from bench.reporting.score import score_run
+
+    metrics = score_run(Path(args.run_dir))
+    atomic_write_json(args.out, metrics)
+    return 0
+
+
+def cmd_aggregate(args) -> int:
+    from bench.reporting.aggregate import aggregate
+
+    aggregate(args.metrics, benchmarks_root=Path(args.benchmarks), out_dir=Path(args.out),
+              reference_method=args.reference)
+    return 0
+
+
+def cmd_figures(args) -> int:
+    from bench.reporting.figures import make_figures
+
+    make_figures(Path(args.table), [Path(p) for p in args.runs], Path(args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered tasks, backbones, methods or metrics")
+    p.add_argument("what", choices=["tasks", "backbones", "methods", "metrics"])
+    p.add_argument("pattern", nargs="?", default="*")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("validate", help="validate a grid config and count its cells")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=cmd_validate)
+
+    def cell_args(p, with_method: bool) -> None:
+        p.add_argument("--config", required=True, help="grid config YAML")
+        p.add_argument("--task", required=True)
+        p.add_argument("--backbone", required=True)
+        if with_method:
+            p.add_argument("--method", required=True)
+            p.add_argument("--seed", type=int, required=True)
+        p.add_argument("--out", required=True)
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+    p = sub.add_parser("features", help="compute the frozen-feature cache of a task x backbone")
+    cell_args(p, with_method=False)
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("fit", help="fit one cell and predict on every evaluation split")
+    cell_args(p, with_method=True)
+    p.add_argument("--features", help="feature cache (methods that use frozen features)")
+    p.add_argument("--base-predictions", help="predictions.npz of the base method (post-hoc modifiers)")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("ensemble", help="combine a method's seeds into a deep ensemble")
+    p.add_argument("--members", nargs="+", required=True, help="run directories of the seeds")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_ensemble)
+
+    p = sub.add_parser("score", help="compute metrics.json from a run directory's predictions")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("aggregate", help="build the tidy table and the leaderboards")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--benchmarks", default="benchmarks")
+    p.add_argument("--reference", default="full_ft")
+    p.add_argument("--out", default="results")
+    p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("figures", help="draw paper figures")
+    p.add_argument("--table", required=True)
+    p.add_argument("--runs", nargs="+", required=True)
+    p.add_argument("--out", default="paper_figures")
+    p.set_defaults(func=cmd_figures)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; config problems print one line and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as error:
+        print(f"config error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,275 @@
+"""The experiment grid: validation and expansion into cells, without importing torch.
+
+Snakemake (``workflow/rules/common.smk``) and the CLI both call :func:`load_grid`, so a
+bad config fails identically when the DAG is built and when a cell is run by hand:
+one line naming the key, the problem and the valid choices.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.backbones import backbone_metadata, list_backbones
+from bench.methods import METHODS, list_methods, method_metadata, split_method_name
+from bench.registry import UnknownNameError
+from bench.tasks import DataPaths, list_tasks, missing_task_files, task_metadata
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+ENSEMBLE_SUFFIX = "+ens"
+
+
+class ConfigError(ValueError):
+    """A config problem, reported as one line naming the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (task, backbone, method, seed) job of the grid."""
+
+    task: str
+    backbone: str
+    method: str
+    seed: int
+
+    @property
+    def base_method(self) -> str:
+        return self.method.split("+")[0]
+
+    @property
+    def run_dir(self) -> str:
+        return f"results/runs/{self.task}/{self.backbone}/{self.method}/seed{self.seed}"
+
+
+@dataclass
+class Grid:
+    """A validated config and what it expands to.
+
+    Attributes:
+        config: The config with schema defaults filled in.
+        cells: Every cell, in a stable order.
+        skipped: ``{task: reason}`` for tasks left out because their data is absent.
+    """
+
+    config: dict[str, Any]
+    cells: list[Cell]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted({c.task for c in self.cells})
+
+    def task_backbones(self) -> list[tuple[str, str]]:
+        return sorted({(c.task, c.backbone) for c in self.cells})
+
+    def ensembles(self) -> list[tuple[str, str, str]]:
+        """``(task, backbone, method)`` triples that get a deep ensemble over seeds."""
+        wanted = set(self.config["ensembles"])
+        return sorted({(c.task, c.backbone, c.method) for c in self.cells if c.method in wanted})
+
+    def data_paths(self) -> DataPaths:
+        return DataPaths.from_config(self.config["data"])
+
+    def cell_settings(self, cell: Cell) -> dict[str, Any]:
+        """Everything that determines a cell's result (recorded in run.json and hashed)."""
+        task_cfg = self.config["tasks"][cell.task]
+        return {
+            "task": cell.task,
+            "task_options": task_cfg["options"],
+            "limits": task_cfg["limits"],
+            "backbone": cell.backbone,
+            "backbone_options": self.config["backbone_options"].get(cell.backbone, {}),
+            "method": cell.method,
+            "hparams": self.method_hparams(cell.task, cell.base_method),
+            "seed": cell.seed,
+            "data": self.config["data"],
+            "runtime": self.config["runtime"],
+        }
+
+    def cell_hash(self, cell: Cell) -> str:
+        """Short hash of :meth:`cell_settings`; changes exactly when the result may."""
+        return config_hash(self.cell_settings(cell))
+
+    def method_hparams(self, task: str, method: str) -> dict[str, Any]:
+        """Defaults file <- grid ``hparams`` <- task ``hparams["*"]`` <- task ``hparams[method]``."""
+        defaults = method_defaults(method, self.config["method_config_dir"])
+        merged = dict(defaults)
+        task_hparams = self.config["tasks"][task]["hparams"]
+        merged.update(self.config["hparams"].get(method, {}))
+        merged.update({k: v for k, v in task_hparams.get("*", {}).items() if k in defaults})
+        merged.update(task_hparams.get(method, {}))
+        return merged
+
+
+def config_hash(obj: Any) -> str:
+    """First 12 hex digits of the SHA-256 of canonical JSON."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def method_defaults(method: str, config_dir: str | Path) -> dict[str, Any]:
+    """Default hyperparameters of a base method from ``<config_dir>/<method>.yaml``."""
+    path = Path(config_dir) / f"{method}.yaml"
+    if not path.exists():
+        raise ConfigError(
+            f"method_config_dir: {path} does not exist; every method needs a defaults file "
+            "(see config/methods/)"
+        )
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _fill_defaults_validator():
+    """A Draft 2020-12 validator that also writes schema defaults into the instance
+    (what Snakemake's ``validate(..., set_default=True)`` does)."""
+    from jsonschema import Draft202012Validator, validators
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    return validators.extend(Draft202012Validator, {"properties": set_defaults})
+
+
+def _schema_error_line(error) -> str:
+    path = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "enum":
+        return f"{path}: {error.instance!r} is not allowed; valid choices: {error.validator_value}"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        return f"{path}: {error.message}; valid keys: {allowed}"
+    return f"{path}: {error.message}"
+
+
+def validate_schema(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Checks ``config`` against the JSON schema and returns a copy with defaults set.
+
+    Raises:
+        ConfigError: The first violation, naming the key.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    instance = copy.deepcopy(config)
+    validator = _fill_defaults_validator()(schema)
+    # Fill defaults first (the walk mutates), then report the most specific error.
+    errors = sorted(validator.iter_errors(instance), key=lambda e: -len(e.absolute_path))
+    if errors:
+        raise ConfigError(_schema_error_line(errors[0]))
+    # Task blocks live under additionalProperties, whose sub-defaults the walk fills too.
+    return instance
+
+
+def _check_names(config: dict[str, Any]) -> None:
+    for task, block in config["tasks"].items():
+        if task not in list_tasks():
+            raise ConfigError(f"tasks.{task}: unknown task; valid choices: {', '.join(list_tasks())}")
+        modality = task_metadata(task)["modality"]
+        for i, backbone in enumerate(block["backbones"]):
+            try:
+                meta = backbone_metadata(backbone)
+            except UnknownNameError as error:
+                raise ConfigError(f"tasks.{task}.backbones[{i}]: {error}") from None
+            if meta["modality"] != modality:
+                valid = [b for b in list_backbones() if backbone_metadata(b)["modality"] == modality]
+                raise ConfigError(
+                    f"tasks.{task}.backbones[{i}]: {backbone} is a {meta['modality']} backbone "
+                    f"but {task} is a {modality} task; valid choices: {', '.join(valid)}"
+                )
+            for j, method in enumerate(config["methods"]):
+                base, _ = split_method_name(method)
+                if method_metadata(base)["vision_language"] and not meta["vision_language"]:
+                    raise ConfigError(
+                        f"methods[{j}]: {method} needs a vision-language backbone but "
+                        f"tasks.{task}.backbones[{i}] is {backbone}; use a clip_* backbone or "
+                        "drop the method for this task"
+                    )
+        for method, overrides in block["hparams"].items():
+            if method != "*" and method not in METHODS:
+                raise ConfigError(
+                    f"tasks.{task}.hparams.{method}: unknown method; valid: '*', {', '.join(list_methods())}"
+                )
+    for j, method in enumerate(config["methods"]):
+        try:
+            split_method_name(method)
+        except UnknownNameError as error:
+            raise ConfigError(f"methods[{j}]: {error}") from None
+    for method in config["ensembles"]:
+        if method not in config["methods"]:
+            raise ConfigError(f"ensembles: {method!r} is not in methods {config['methods']}")
+        if len(config["seeds"]) < 2:
+            raise ConfigError(f"ensembles: {method!r} needs at least 2 seeds, seeds has {config['seeds']}")
+    for name in config["backbone_options"]:
+        if name not in list_backbones():
+            raise ConfigError(
+                f"backbone_options.{name}: unknown backbone; valid choices: {', '.join(list_backbones())}"
+            )
+
+
+def _check_hparams(config: dict[str, Any]) -> None:
+    config_dir = config["method_config_dir"]
+    sources = [(f"hparams.{m}", m, o) for m, o in config["hparams"].items()]
+    for task, block in config["tasks"].items():
+        sources += [(f"tasks.{task}.hparams.{m}", m, o) for m, o in block["hparams"].items() if m != "*"]
+    for key, method, overrides in sources:
+        if method not in METHODS:
+            raise ConfigError(f"{key}: unknown method; valid choices: {', '.join(list_methods())}")
+        valid = method_defaults(method, config_dir)
+        for name in overrides:
+            if name not in valid:
+                raise ConfigError(f"{key}.{name}: unknown hyperparameter; valid: {', '.join(sorted(valid))}")
+    for method in {split_method_name(m)[0] for m in config["methods"]}:
+        method_defaults(method, config_dir)
+
+
+def load_grid(config: dict[str, Any], log=None) -> Grid:
+    """Validates a config and expands it into cells.
+
+    Args:
+        config: The parsed YAML (Snakemake's ``config`` or the CLI's file).
+        log: Called with the one-line note listing tasks left out for missing data.
+
+    Raises:
+        ConfigError: Unknown names, impossible pairs, bad values, a missing data root.
+    """
+    config = validate_schema(config)
+    _check_names(config)
+    _check_hparams(config)
+    paths = DataPaths.from_config(config["data"])
+    if not paths.root.is_dir():
+        raise ConfigError(
+            f"data.root: {paths.root} is not a directory; point it at the folder holding nlp/ "
+            "(e.g. ../shared/data) with --config data.root=PATH"
+        )
+    skipped = {}
+    for task, block in config["tasks"].items():
+        try:
+            missing = missing_task_files(task, paths, **block["options"])
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"tasks.{task}.options: {error}") from None
+        if missing:
+            if config["on_missing_data"] == "error":
+                raise ConfigError(f"tasks.{task}: data file {missing[0]} is missing (on_missing_data: error)")
+            skipped[task] = f"{missing[0]} missing"
+    if skipped and log is not None:
+        log("left out for missing data: " + "; ".join(f"{t} ({r})" for t, r in skipped.items()))
+    cells = [
+        Cell(task, backbone, method, seed)
+        for task, block in config["tasks"].items()
+        if task not in skipped
+        for backbone in block["backbones"]
+        for method in config["methods"]
+        for seed in config["seeds"]
+    ]
+    return Grid(config=config, cells=cells, skipped=skipped)
+
+
+def load_grid_file(path: str | Path, log=None) -> Grid:
+    """Reads a YAML config file and validates it with :func:`load_grid`."""
+    return load_grid(yaml.safe_load(Path(path).read_text()) or {}, log=log)

@@ -1,0 +1,198 @@
+"""The training loop and batched inference, written once for every method."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.backbones.base import Backbone, to_device
+from bench.engine.runtime import Engine
+from bench.tasks.base import Split
+
+
+class Classifier(nn.Module):
+    """Backbone followed by a linear head: ``logits = head(backbone(x))``."""
+
+    def __init__(self, backbone: Backbone, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.feature_dim, num_classes)
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.head(self.backbone(batch))
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and schedule of a fine-tuning run.
+
+    Attributes:
+        epochs: Passes over the training split.
+        batch_size: Examples per step.
+        lr: Learning rate of the backbone.
+        head_lr: Learning rate of the head (new parameters learn faster than pretrained ones).
+        weight_decay: AdamW decoupled weight decay (not applied to biases and norms).
+        warmup_fraction: Share of steps with linear warm-up before cosine decay to 0.
+        grad_clip: Max global gradient norm (0 disables clipping).
+        label_smoothing: Cross-entropy label smoothing.
+    """
+
+    epochs: float = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.0
+
+
+def index_batches(n: int, batch_size: int, shuffle: bool, generator: np.random.Generator | None,
+                  drop_last: bool = False) -> Iterator[np.ndarray]:
+    """Yields index arrays covering ``range(n)`` in batches."""
+    order = generator.permutation(n) if shuffle else np.arange(n)
+    stop = n - (n % batch_size) if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        yield order[start : start + batch_size]
+
+
+def take(inputs, index: np.ndarray):
+    """Selects rows of an array or items of a list."""
+    if isinstance(inputs, np.ndarray):
+        return inputs[index]
+    return [inputs[i] for i in index]
+
+
+def cosine_with_warmup(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up to 1, then cosine decay to 0."""
+    warmup = max(1, int(round(total_steps * warmup_fraction)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _param_groups(model: Classifier, cfg: OptimConfig) -> list[dict]:
+    groups = []
+    for module, lr in ((model.backbone, cfg.lr), (model.head, cfg.head_lr)):
+        decay, no_decay = [], []
+        for param in module.parameters():
+            if not param.requires_grad:
+                continue
+            (no_decay if param.ndim <= 1 else decay).append(param)
+        groups.append({"params": decay, "lr": lr, "weight_decay": cfg.weight_decay})
+        groups.append({"params": no_decay, "lr": lr, "weight_decay": 0.0})
+    return [g for g in groups if g["params"]]
+
+
+def train_classifier(
+    model: Classifier,
+    train: Split,
+    cfg: OptimConfig,
+    engine: Engine,
+    seed: int,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> dict[str, float]:
+    """Fine-tunes ``model`` on ``train`` with AdamW and a cosine schedule.
+
+    Args:
+        model: Backbone + head, already on ``engine.device``.
+        train: Training split.
+        cfg: Optimiser settings.
+        engine: Device and precision.
+        seed: Seed of the batch order.
+        loss_fn: ``(logits, labels) -> loss``; cross-entropy with ``cfg.label_smoothing``
+            when None.
+
+    Returns:
+        Summary: steps, final training loss (mean over the last epoch), examples/s.
+    """
+    import time
+
+    if loss_fn is None:
+        criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        loss_fn = criterion
+    generator = np.random.default_rng(seed)
+    steps_per_epoch = max(1, len(train) // cfg.batch_size)
+    total_steps = max(1, int(round(steps_per_epoch * cfg.epochs)))
+    fused = engine.device.type == "cuda"
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg), fused=fused)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, cosine_with_warmup(total_steps, cfg.warmup_fraction)
+    )
+    labels_all = torch.from_numpy(np.asarray(train.labels, dtype=np.int64))
+    model.train()
+    step = 0
+    running = torch.zeros((), device=engine.device)
+    running_steps = 0
+    epoch_loss = torch.zeros((), device=engine.device)
+    epoch_batches = 0
+    start = time.perf_counter()
+    while step < total_steps:
+        epoch_loss.zero_()
+        epoch_batches = 0
+        for index in index_batches(len(train), cfg.batch_size, True, generator, drop_last=True):
+            if step >= total_steps:
+                break
+            batch = to_device(model.backbone.prepare(take(train.inputs, index), train=True), engine.device)
+            labels = labels_all[index].to(engine.device, non_blocking=True)
+            with engine.autocast():
+                logits = model(batch)
+            loss = loss_fn(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            # Accumulate on the device: reading loss.item() every step would sync.
+            running += loss.detach()
+            epoch_loss += loss.detach()
+            epoch_batches += 1
+            step += 1
+            running_steps += 1
+            if step % engine.log_every == 0 or step == total_steps:
+                engine.log(f"step {step}/{total_steps} loss {running.item() / running_steps:.4f}")
+                running.zero_()
+                running_steps = 0
+    seconds = time.perf_counter() - start
+    return {
+        "steps": step,
+        "final_epoch_loss": float(epoch_loss.item() / max(1, epoch_batches)),
+        "train_examples_per_s": step * cfg.batch_size / max(seconds, 1e-9),
+        "train_seconds": seconds,
+    }
+
+
+@torch.no_grad()
+def encode_split(fn: Callable, backbone: Backbone, split: Split, engine: Engine) -> np.ndarray:
+    """Applies ``fn(prepared_batch) -> tensor`` over a split in eval mode, batched."""
+    was_training = backbone.training
+    outputs = []
+    for index in index_batches(len(split), engine.eval_batch_size, False, None):
+        batch = to_device(backbone.prepare(take(split.inputs, index), train=False), engine.device)
+        with engine.autocast():
+            outputs.append(fn(batch).float())
+    backbone.train(was_training)
+    return torch.cat(outputs).cpu().numpy()
+
+
+def predict_logits(model: Classifier, split: Split, engine: Engine) -> np.ndarray:
+    """Logits ``[N, C]`` of ``model`` on a split."""
+    model.eval()
+    return encode_split(model, model.backbone, split, engine)
+
+
+def extract_features(backbone: Backbone, split: Split, engine: Engine) -> np.ndarray:
+    """Frozen pooled features ``[N, D]`` of a split."""
+    backbone.eval()
+    return encode_split(backbone, backbone, split, engine)

@@ -1,0 +1,122 @@
+"""File formats of a cell: predictions.npz, run.json, metrics.json; atomic writes.
+
+``predictions.npz`` holds, for every evaluated split ``s``:
+
+* ``s/labels``: ``int64 [N]`` (``-1`` for OOD inputs);
+* either ``s/logits``: ``float32 [N, C]``, or ``s/logprobs``: ``float32 [S, N, C]``
+  (Monte Carlo samples of log-probabilities, e.g. Bayesian methods, ensembles);
+
+plus ``__splits__``: a JSON string with each split's kind, family and severity, and
+``__classnames__``: a JSON list, so a predictions file is self-describing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.tasks.base import SplitInfo
+
+PREDICTION_KINDS = ("logits", "logprobs")
+
+
+@dataclass
+class SplitPrediction:
+    """Predictions on one split.
+
+    Attributes:
+        info: The split's static description.
+        labels: ``int64 [N]``.
+        values: ``[N, C]`` logits or ``[S, N, C]`` log-probabilities.
+        kind: ``logits`` or ``logprobs``.
+    """
+
+    info: SplitInfo
+    labels: np.ndarray
+    values: np.ndarray
+    kind: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in PREDICTION_KINDS:
+            raise ValueError(f"prediction kind must be one of {PREDICTION_KINDS}, got {self.kind!r}")
+        expected_ndim = 2 if self.kind == "logits" else 3
+        if self.values.ndim != expected_ndim:
+            raise ValueError(
+                f"split {self.info.name!r}: {self.kind} must have {expected_ndim} dims, "
+                f"got shape {self.values.shape}"
+            )
+        if self.values.shape[-2] != len(self.labels):
+            raise ValueError(
+                f"split {self.info.name!r}: {self.values.shape[-2]} predictions for "
+                f"{len(self.labels)} labels"
+            )
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes ``data`` to ``path`` through a temporary file and a rename, so a reader
+    (or a crash) never sees a half-written file and an earlier result is replaced
+    only by a complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Writes JSON atomically (sorted keys, NaN written as null)."""
+    atomic_write_bytes(path, (json.dumps(_nan_to_none(obj), indent=2, sort_keys=True) + "\n").encode())
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def save_predictions(path: str | os.PathLike, predictions: dict[str, SplitPrediction], classnames: list[str]) -> None:
+    """Writes a predictions.npz atomically (see module docstring for the layout)."""
+    arrays: dict[str, np.ndarray] = {}
+    infos = {}
+    for name, pred in predictions.items():
+        arrays[f"{name}/labels"] = np.asarray(pred.labels, dtype=np.int64)
+        arrays[f"{name}/{pred.kind}"] = np.asarray(pred.values, dtype=np.float32)
+        infos[name] = asdict(pred.info)
+    arrays["__splits__"] = np.array(json.dumps(infos))
+    arrays["__classnames__"] = np.array(json.dumps(list(classnames)))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_predictions(path: str | os.PathLike) -> tuple[dict[str, SplitPrediction], list[str]]:
+    """Reads a predictions.npz into ``({split: SplitPrediction}, classnames)``."""
+    with np.load(path, allow_pickle=False) as data:
+        infos = json.loads(str(data["__splits__"]))
+        classnames = json.loads(str(data["__classnames__"]))
+        out = {}
+        for name, info in infos.items():
+            kind = "logits" if f"{name}/logits" in data else "logprobs"
+            out[name] = SplitPrediction(
+                info=SplitInfo(**info), labels=data[f"{name}/labels"],
+                values=data[f"{name}/{kind}"], kind=kind,
+            )
+    return out, classnames

@@ -1,0 +1,78 @@
+"""What every method implements, and the context a fit job hands it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from bench.io import SplitPrediction
+
+
+@dataclass
+class FitContext:
+    """Everything a method may use, built lazily so a features-only method never
+    loads raw data or the backbone.
+
+    Attributes:
+        task_name: Registered task name.
+        backbone_name: Registered backbone name.
+        seed: Training seed of the cell.
+        engine: :class:`bench.engine.Engine`.
+        load_task: Returns the built :class:`bench.tasks.TaskData`.
+        load_backbone: Returns a fresh :class:`bench.backbones.base.Backbone`.
+        load_features: Returns the cached :class:`bench.engine.features.FeatureSet`.
+    """
+
+    task_name: str
+    backbone_name: str
+    seed: int
+    engine: Any
+    load_task: Callable[[], Any]
+    load_backbone: Callable[[], Any]
+    load_features: Callable[[], Any]
+    _cache: dict = field(default_factory=dict)
+
+    def task(self):
+        if "task" not in self._cache:
+            self._cache["task"] = self.load_task()
+        return self._cache["task"]
+
+    def backbone(self):
+        """A new backbone each call: fine-tuning mutates it."""
+        return self.load_backbone()
+
+    def features(self):
+        if "features" not in self._cache:
+            self._cache["features"] = self.load_features()
+        return self._cache["features"]
+
+
+class Method:
+    """Base class: built from a hyperparameter dataclass, ``run`` fits and predicts.
+
+    Subclasses set ``Hparams`` (a dataclass whose defaults are the published ones;
+    ``config/methods/<name>.yaml`` repeats them for the grid, a test keeps the two
+    equal) and implement :meth:`run`.
+    """
+
+    Hparams: ClassVar[type]
+
+    def __init__(self, **hparams: Any) -> None:
+        valid = {f.name for f in dataclasses.fields(self.Hparams)}
+        unknown = sorted(set(hparams) - valid)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}: unknown hyperparameter(s) {unknown}; valid: {sorted(valid)}"
+            )
+        self.hparams = self.Hparams(**hparams)
+
+    def run(self, ctx: FitContext) -> dict[str, SplitPrediction]:
+        """Fits on the training split (and val where the method says so) and returns
+        predictions for every evaluation split (val, id, shift, ood)."""
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        """Facts about the fit recorded in run.json (chosen regularisation, steps...)."""
+        return getattr(self, "_summary", {})

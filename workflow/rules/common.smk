@@ -1,0 +1,115 @@
+# Config validation, the grid, wildcard constraints and input functions.
+# Everything that can be wrong with a config fails here, while the DAG is built,
+# with one line naming the key and the valid choices.
+
+import re
+import sys
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)  # `bench` importable even without `pip install -e .`
+
+from bench.config import Cell, ConfigError, config_hash, load_grid  # noqa: E402
+
+PYTHON = sys.executable  # jobs use the interpreter Snakemake runs under (venv or conda env)
+
+
+def _note(message):
+    print(f"bench: {message}", file=sys.stderr)
+
+
+try:
+    GRID = load_grid(config, log=_note)
+except ConfigError as error:
+    raise WorkflowError(f"config error: {error}") from None
+
+validate(config, schema="../schemas/config.schema.yaml")
+config.update(GRID.config)
+
+# The resolved config is written once, content-addressed, and every job reads it, so a
+# cell rerun by hand from its log uses exactly the settings Snakemake resolved.
+RESOLVED_CONFIG = f"results/config/{config_hash(GRID.config)}.yaml"
+if not Path(RESOLVED_CONFIG).exists():
+    Path(RESOLVED_CONFIG).parent.mkdir(parents=True, exist_ok=True)
+    _tmp = Path(RESOLVED_CONFIG + ".tmp")
+    _tmp.write_text(yaml.safe_dump(GRID.config, sort_keys=True))
+    _tmp.replace(RESOLVED_CONFIG)
+
+_TASKS = sorted(GRID.config["tasks"])
+_BACKBONES = sorted({b for block in GRID.config["tasks"].values() for b in block["backbones"]})
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in names)
+
+
+wildcard_constraints:
+    task=_alternatives(_TASKS),
+    backbone=_alternatives(_BACKBONES),
+    seed=r"\d+",
+
+
+# --- input functions -------------------------------------------------------------------
+
+from bench.methods import method_metadata, split_method_name  # noqa: E402
+
+
+def run_dir(task, backbone, method, seed):
+    return f"results/runs/{task}/{backbone}/{method}/seed{seed}"
+
+
+def features_file(task, backbone):
+    return f"results/features/{task}/{backbone}/features.npz"
+
+
+def fit_inputs(wildcards):
+    """The feature cache for methods that read frozen features, else nothing."""
+    base, _ = split_method_name(wildcards.method)
+    if method_metadata(base)["uses_features"]:
+        return {"features": features_file(wildcards.task, wildcards.backbone)}
+    return {}
+
+
+def fit_features_arg(wildcards, input):
+    return f"--features {input.features}" if "features" in input.keys() else ""
+
+
+def cell_hash(wildcards):
+    """Changes exactly when the cell's result may change (Snakemake reruns on params)."""
+    return GRID.cell_hash(Cell(wildcards.task, wildcards.backbone, wildcards.method, int(wildcards.seed)))
+
+
+def ensemble_members(wildcards):
+    return [
+        f"{run_dir(wildcards.task, wildcards.backbone, wildcards.method, seed)}/{name}"
+        for seed in GRID.config["seeds"]
+        for name in ("predictions.npz", "run.json")
+    ]
+
+
+def ensemble_member_dirs(wildcards):
+    return " ".join(
+        run_dir(wildcards.task, wildcards.backbone, wildcards.method, seed) for seed in GRID.config["seeds"]
+    )
+
+
+def all_run_dirs():
+    dirs = [run_dir(c.task, c.backbone, c.method, c.seed) for c in GRID.cells]
+    dirs += [f"results/runs/{t}/{b}/{m}/ensemble" for t, b, m in GRID.ensembles()]
+    return dirs
+
+
+def all_metrics():
+    return [f"{d}/metrics.json" for d in all_run_dirs()]
+
+
+def task_backbone_run_dirs(wildcards):
+    prefix = f"results/runs/{wildcards.task}/{wildcards.backbone}/"
+    return [d for d in all_run_dirs() if d.startswith(prefix)]
+
+
+def all_targets():
+    figures = [f"paper_figures/{t}/{b}" for t, b in GRID.task_backbones()]
+    return ["results/leaderboard/leaderboard.md", *figures]

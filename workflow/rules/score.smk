@@ -1,0 +1,19 @@
+# Metrics from saved predictions: adding a metric never retrains anything.
+
+
+rule score:
+    input:
+        predictions="results/runs/{task}/{backbone}/{method}/{run}/predictions.npz",
+        run="results/runs/{task}/{backbone}/{method}/{run}/run.json",
+    output:
+        "results/runs/{task}/{backbone}/{method}/{run}/metrics.json",
+    wildcard_constraints:
+        run=r"seed\d+|ensemble",
+    params:
+        run_dir=lambda wildcards, input: Path(input.run).parent,
+    log:
+        "results/logs/score/{task}/{backbone}/{method}/{run}.log",
+    benchmark:
+        "results/benchmarks/score/{task}/{backbone}/{method}/{run}.tsv"
+    shell:
+        "{PYTHON} -m bench score --run-dir {params.run_dir} --out {output} > {log} 2>&1"

@@ -1,0 +1,14 @@
+"""Snakemake entry point of the ``figures`` rule (see bench.reporting.figures)."""
+
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 - injected by Snakemake
+
+from bench.reporting.figures import make_figures  # noqa: E402
+
+make_figures(
+    Path(snakemake.input.table),  # noqa: F821
+    [Path(d) for d in snakemake.params.run_dirs],  # noqa: F821
+    Path(snakemake.output[0]),  # noqa: F821
+)
