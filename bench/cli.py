@@ -23,8 +23,13 @@ def _cell_grid(args) -> tuple[Grid, object]:
     from bench.config import Cell
 
     grid = load_grid_file(args.config, log=_log)
-    cell = Cell(args.task, args.backbone, getattr(args, "method", "features"), getattr(args, "seed", 0))
-    if args.task not in grid.config["tasks"] or args.backbone not in grid.config["tasks"][args.task]["backbones"]:
+    cell = Cell(
+        args.task, args.backbone, getattr(args, "method", "features"), getattr(args, "seed", 0)
+    )
+    if (
+        args.task not in grid.config["tasks"]
+        or args.backbone not in grid.config["tasks"][args.task]["backbones"]
+    ):
         raise ConfigError(
             f"--task {args.task} --backbone {args.backbone} is not in the grid of {args.config}; "
             "add it under tasks.<task>.backbones"
@@ -36,7 +41,9 @@ def _engine(grid: Grid, threads: int | None):
     from bench.engine import Engine
 
     runtime = grid.config["runtime"]
-    return Engine.create(runtime["device"], runtime["precision"], threads, runtime["eval_batch_size"])
+    return Engine.create(
+        runtime["device"], runtime["precision"], threads, runtime["eval_batch_size"]
+    )
 
 
 def _build_task(grid: Grid, task: str):
@@ -64,7 +71,9 @@ def cmd_list(args) -> int:
     elif args.what == "backbones":
         for name in list_backbones(args.pattern):
             meta = backbone_metadata(name)
-            flags = ("vl " if meta["vision_language"] else "   ") + ("offline" if meta["offline"] else "online ")
+            flags = ("vl " if meta["vision_language"] else "   ") + (
+                "offline" if meta["offline"] else "online "
+            )
             print(f"{name:32s} {meta['modality']:7s} {flags} {meta['description']}")
     elif args.what == "methods":
         for name in list_methods(args.pattern):
@@ -125,7 +134,9 @@ def cmd_fit(args) -> int:
     summary: dict = {}
     if modifiers:
         if not args.base_predictions:
-            raise ConfigError(f"method {cell.method} is post-hoc: pass --base-predictions of {base}")
+            raise ConfigError(
+                f"method {cell.method} is post-hoc: pass --base-predictions of {base}"
+            )
         predictions, classnames = load_predictions(args.base_predictions)
         for modifier in modifiers:
             predictions, info = modifier_function(modifier)(predictions)
@@ -137,19 +148,29 @@ def cmd_fit(args) -> int:
         from bench.methods.base import FitContext
 
         ctx = FitContext(
-            task_name=cell.task, backbone_name=cell.backbone, seed=cell.seed, engine=engine,
+            task_name=cell.task,
+            backbone_name=cell.backbone,
+            seed=cell.seed,
+            engine=engine,
             load_task=lambda: _build_task(grid, cell.task),
             load_backbone=lambda: _build_backbone(grid, cell.backbone),
             load_features=lambda: _require_features(args.features, load_features),
         )
         predictions = method.run(ctx)
         summary = method.summary()
-        classnames = (ctx._cache["features"].classnames if "task" not in ctx._cache
-                      else ctx._cache["task"].classnames)
+        classnames = (
+            ctx._cache["features"].classnames
+            if "task" not in ctx._cache
+            else ctx._cache["task"].classnames
+        )
     save_predictions(out_dir / "predictions.npz", predictions, classnames)
     run = {
-        "cell": {"task": cell.task, "backbone": cell.backbone, "method": cell.method,
-                 "seed": str(cell.seed)},
+        "cell": {
+            "task": cell.task,
+            "backbone": cell.backbone,
+            "method": cell.method,
+            "seed": str(cell.seed),
+        },
         "settings": settings,
         "config_hash": grid.cell_hash(cell),
         "git": git_revision(),
@@ -161,7 +182,7 @@ def cmd_fit(args) -> int:
         "fit_summary": summary,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    atomic_write_json(out_dir / "run.json", run)
+    atomic_write_json(out_dir / "run.json", run, schema="run.schema.json")
     engine.log(f"wrote {out_dir} in {run['wall_seconds']:.1f}s")
     return 0
 
@@ -187,16 +208,20 @@ def cmd_ensemble(args) -> int:
     out_dir = Path(args.out)
     save_predictions(out_dir / "predictions.npz", predictions, classnames)
     cell = dict(runs[0]["cell"], method=runs[0]["cell"]["method"] + "+ens", seed="ensemble")
-    atomic_write_json(out_dir / "run.json", {
-        "cell": cell,
-        "settings": {"members": [str(m) for m in args.members]},
-        "config_hash": "+".join(r["config_hash"] for r in runs),
-        "git": git_revision(),
-        "versions": package_versions(),
-        "wall_seconds": time.time() - started,
-        # An ensemble costs what its members cost together.
-        "member_wall_seconds": sum(r["wall_seconds"] for r in runs),
-    })
+    atomic_write_json(
+        out_dir / "run.json",
+        {
+            "cell": cell,
+            "settings": {"members": [str(m) for m in args.members]},
+            "config_hash": "+".join(r["config_hash"] for r in runs),
+            "git": git_revision(),
+            "versions": package_versions(),
+            "wall_seconds": time.time() - started,
+            # An ensemble costs what its members cost together.
+            "member_wall_seconds": sum(r["wall_seconds"] for r in runs),
+        },
+        schema="run.schema.json",
+    )
     return 0
 
 
@@ -205,15 +230,19 @@ def cmd_score(args) -> int:
     from bench.reporting.score import score_run
 
     metrics = score_run(Path(args.run_dir))
-    atomic_write_json(args.out, metrics)
+    atomic_write_json(args.out, metrics, schema="metrics.schema.json")
     return 0
 
 
 def cmd_aggregate(args) -> int:
     from bench.reporting.aggregate import aggregate
 
-    aggregate(args.metrics, benchmarks_root=Path(args.benchmarks), out_dir=Path(args.out),
-              reference_method=args.reference)
+    aggregate(
+        args.metrics,
+        benchmarks_root=Path(args.benchmarks),
+        out_dir=Path(args.out),
+        reference_method=args.reference,
+    )
     return 0
 
 
@@ -254,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit one cell and predict on every evaluation split")
     cell_args(p, with_method=True)
     p.add_argument("--features", help="feature cache (methods that use frozen features)")
-    p.add_argument("--base-predictions", help="predictions.npz of the base method (post-hoc modifiers)")
+    p.add_argument(
+        "--base-predictions", help="predictions.npz of the base method (post-hoc modifiers)"
+    )
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("ensemble", help="combine a method's seeds into a deep ensemble")

@@ -98,7 +98,11 @@ class Grid:
         return config_hash(self.cell_settings(cell))
 
     def method_hparams(self, task: str, method: str) -> dict[str, Any]:
-        """Defaults file <- grid ``hparams`` <- task ``hparams["*"]`` <- task ``hparams[method]``."""
+        """Merged hyperparameters; later sources win.
+
+        Order: defaults file, grid ``hparams``, task ``hparams["*"]``, task
+        ``hparams[method]``.
+        """
         defaults = method_defaults(method, self.config["method_config_dir"])
         merged = dict(defaults)
         task_hparams = self.config["tasks"][task]["hparams"]
@@ -125,8 +129,10 @@ def method_defaults(method: str, config_dir: str | Path) -> dict[str, Any]:
 
 
 def _fill_defaults_validator():
-    """A Draft 2020-12 validator that also writes schema defaults into the instance
-    (what Snakemake's ``validate(..., set_default=True)`` does)."""
+    """A Draft 2020-12 validator that also writes schema defaults into the instance.
+
+    This is what Snakemake's ``validate(..., set_default=True)`` does.
+    """
     from jsonschema import Draft202012Validator, validators
 
     def set_defaults(validator, properties, instance, schema):
@@ -134,7 +140,9 @@ def _fill_defaults_validator():
             for key, sub in properties.items():
                 if "default" in sub and key not in instance:
                     instance[key] = copy.deepcopy(sub["default"])
-        yield from Draft202012Validator.VALIDATORS["properties"](validator, properties, instance, schema)
+        yield from Draft202012Validator.VALIDATORS["properties"](
+            validator, properties, instance, schema
+        )
 
     return validators.extend(Draft202012Validator, {"properties": set_defaults})
 
@@ -169,7 +177,9 @@ def validate_schema(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
 def _check_names(config: dict[str, Any]) -> None:
     for task, block in config["tasks"].items():
         if task not in list_tasks():
-            raise ConfigError(f"tasks.{task}: unknown task; valid choices: {', '.join(list_tasks())}")
+            raise ConfigError(
+                f"tasks.{task}: unknown task; valid choices: {', '.join(list_tasks())}"
+            )
         modality = task_metadata(task)["modality"]
         for i, backbone in enumerate(block["backbones"]):
             try:
@@ -177,7 +187,9 @@ def _check_names(config: dict[str, Any]) -> None:
             except UnknownNameError as error:
                 raise ConfigError(f"tasks.{task}.backbones[{i}]: {error}") from None
             if meta["modality"] != modality:
-                valid = [b for b in list_backbones() if backbone_metadata(b)["modality"] == modality]
+                valid = [
+                    b for b in list_backbones() if backbone_metadata(b)["modality"] == modality
+                ]
                 raise ConfigError(
                     f"tasks.{task}.backbones[{i}]: {backbone} is a {meta['modality']} backbone "
                     f"but {task} is a {modality} task; valid choices: {', '.join(valid)}"
@@ -190,10 +202,11 @@ def _check_names(config: dict[str, Any]) -> None:
                         f"tasks.{task}.backbones[{i}] is {backbone}; use a clip_* backbone or "
                         "drop the method for this task"
                     )
-        for method, overrides in block["hparams"].items():
+        for method in block["hparams"]:
             if method != "*" and method not in METHODS:
+                valid = ", ".join(list_methods())
                 raise ConfigError(
-                    f"tasks.{task}.hparams.{method}: unknown method; valid: '*', {', '.join(list_methods())}"
+                    f"tasks.{task}.hparams.{method}: unknown method; valid: '*', {valid}"
                 )
     for j, method in enumerate(config["methods"]):
         try:
@@ -204,26 +217,31 @@ def _check_names(config: dict[str, Any]) -> None:
         if method not in config["methods"]:
             raise ConfigError(f"ensembles: {method!r} is not in methods {config['methods']}")
         if len(config["seeds"]) < 2:
-            raise ConfigError(f"ensembles: {method!r} needs at least 2 seeds, seeds has {config['seeds']}")
+            raise ConfigError(
+                f"ensembles: {method!r} needs at least 2 seeds, seeds has {config['seeds']}"
+            )
     for name in config["backbone_options"]:
         if name not in list_backbones():
-            raise ConfigError(
-                f"backbone_options.{name}: unknown backbone; valid choices: {', '.join(list_backbones())}"
-            )
+            valid = ", ".join(list_backbones())
+            raise ConfigError(f"backbone_options.{name}: unknown backbone; valid choices: {valid}")
 
 
 def _check_hparams(config: dict[str, Any]) -> None:
     config_dir = config["method_config_dir"]
     sources = [(f"hparams.{m}", m, o) for m, o in config["hparams"].items()]
     for task, block in config["tasks"].items():
-        sources += [(f"tasks.{task}.hparams.{m}", m, o) for m, o in block["hparams"].items() if m != "*"]
+        sources += [
+            (f"tasks.{task}.hparams.{m}", m, o) for m, o in block["hparams"].items() if m != "*"
+        ]
     for key, method, overrides in sources:
         if method not in METHODS:
             raise ConfigError(f"{key}: unknown method; valid choices: {', '.join(list_methods())}")
         valid = method_defaults(method, config_dir)
         for name in overrides:
             if name not in valid:
-                raise ConfigError(f"{key}.{name}: unknown hyperparameter; valid: {', '.join(sorted(valid))}")
+                raise ConfigError(
+                    f"{key}.{name}: unknown hyperparameter; valid: {', '.join(sorted(valid))}"
+                )
     for method in {split_method_name(m)[0] for m in config["methods"]}:
         method_defaults(method, config_dir)
 
@@ -255,7 +273,9 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
             raise ConfigError(f"tasks.{task}.options: {error}") from None
         if missing:
             if config["on_missing_data"] == "error":
-                raise ConfigError(f"tasks.{task}: data file {missing[0]} is missing (on_missing_data: error)")
+                raise ConfigError(
+                    f"tasks.{task}: data file {missing[0]} is missing (on_missing_data: error)"
+                )
             skipped[task] = f"{missing[0]} missing"
     if skipped and log is not None:
         log("left out for missing data: " + "; ".join(f"{t} ({r})" for t, r in skipped.items()))

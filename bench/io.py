@@ -45,7 +45,9 @@ class SplitPrediction:
 
     def __post_init__(self) -> None:
         if self.kind not in PREDICTION_KINDS:
-            raise ValueError(f"prediction kind must be one of {PREDICTION_KINDS}, got {self.kind!r}")
+            raise ValueError(
+                f"prediction kind must be one of {PREDICTION_KINDS}, got {self.kind!r}"
+            )
         expected_ndim = 2 if self.kind == "logits" else 3
         if self.values.ndim != expected_ndim:
             raise ValueError(
@@ -60,13 +62,19 @@ class SplitPrediction:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file and a rename, so a reader
-    (or a crash) never sees a half-written file and an earlier result is replaced
-    only by a complete new one."""
+    """Writes ``data`` to ``path`` through a temporary file and a rename.
+
+    A reader (or a crash) never sees a half-written file, and an earlier result is replaced
+    only by a complete new one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates 0600; results are shared on clusters, so honour the umask instead.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -77,9 +85,27 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Writes JSON atomically (sorted keys, NaN written as null)."""
-    atomic_write_bytes(path, (json.dumps(_nan_to_none(obj), indent=2, sort_keys=True) + "\n").encode())
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "workflow" / "schemas"
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, schema: str | None = None) -> None:
+    """Writes JSON atomically (sorted keys, NaN written as null).
+
+    Args:
+        path: Destination.
+        obj: JSON-serialisable content.
+        schema: File name in ``workflow/schemas`` to validate against before writing,
+            so an invalid record never replaces a valid one.
+
+    Raises:
+        jsonschema.ValidationError: If ``schema`` is given and the content violates it.
+    """
+    obj = _nan_to_none(obj)
+    if schema is not None:
+        import jsonschema
+
+        jsonschema.validate(obj, json.loads((SCHEMA_DIR / schema).read_text()))
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _nan_to_none(obj: Any) -> Any:
@@ -92,7 +118,9 @@ def _nan_to_none(obj: Any) -> Any:
     return obj
 
 
-def save_predictions(path: str | os.PathLike, predictions: dict[str, SplitPrediction], classnames: list[str]) -> None:
+def save_predictions(
+    path: str | os.PathLike, predictions: dict[str, SplitPrediction], classnames: list[str]
+) -> None:
     """Writes a predictions.npz atomically (see module docstring for the layout)."""
     arrays: dict[str, np.ndarray] = {}
     infos = {}
@@ -116,7 +144,9 @@ def load_predictions(path: str | os.PathLike) -> tuple[dict[str, SplitPrediction
         for name, info in infos.items():
             kind = "logits" if f"{name}/logits" in data else "logprobs"
             out[name] = SplitPrediction(
-                info=SplitInfo(**info), labels=data[f"{name}/labels"],
-                values=data[f"{name}/{kind}"], kind=kind,
+                info=SplitInfo(**info),
+                labels=data[f"{name}/labels"],
+                values=data[f"{name}/{kind}"],
+                kind=kind,
             )
     return out, classnames

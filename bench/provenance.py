@@ -20,8 +20,11 @@ def git_revision(repo: Path | None = None) -> dict[str, str | bool]:
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-            capture_output=True, text=True, timeout=10,
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {"sha": "unknown", "dirty": True}
@@ -41,5 +44,8 @@ def package_versions() -> dict[str, str]:
 
 def host() -> dict[str, str]:
     """Host name, platform and the command line of this process."""
-    return {"hostname": socket.gethostname(), "platform": platform.platform(),
-            "command": " ".join(sys.argv)}
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "command": " ".join(sys.argv),
+    }

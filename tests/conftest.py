@@ -35,7 +35,9 @@ def _vision_split(name, kind, labels, rng, family=None, severity=None, noise=30.
             images[i] += 180 * patterns[int(label)]
         else:  # OOD: a centred bright square, unlike any texture
             images[i, 8:20, 8:20] += 200
-    return Split(SplitInfo(name, kind, family, severity), images.clip(0, 255).astype(np.uint8), labels)
+    return Split(
+        SplitInfo(name, kind, family, severity), images.clip(0, 255).astype(np.uint8), labels
+    )
 
 
 def make_tiny_vision_task(n_train: int = 160, seed: int = 0) -> TaskData:
@@ -49,8 +51,12 @@ def make_tiny_vision_task(n_train: int = 160, seed: int = 0) -> TaskData:
         "train": _vision_split("train", "train", labels(n_train), rng),
         "val": _vision_split("val", "val", labels(40), rng),
         "test": _vision_split("test", "id", labels(60), rng),
-        "shift_noise_s1": _vision_split("shift_noise_s1", "shift", labels(60), rng, "noise", 1, 90.0),
-        "shift_noise_s2": _vision_split("shift_noise_s2", "shift", labels(60), rng, "noise", 2, 160.0),
+        "shift_noise_s1": _vision_split(
+            "shift_noise_s1", "shift", labels(60), rng, "noise", 1, 90.0
+        ),
+        "shift_noise_s2": _vision_split(
+            "shift_noise_s2", "shift", labels(60), rng, "noise", 2, 160.0
+        ),
         "ood_ring": _vision_split("ood_ring", "ood", np.full(40, OOD_LABEL), rng, "ring"),
     }
     return TaskData("tiny_vision", "vision", ["tl", "tr", "bl", "br"], splits, ["a photo of a {}."])
@@ -75,8 +81,9 @@ def make_tiny_text_task(seed: int = 0) -> TaskData:
         "val": split("val", "val", 40),
         "test": split("test", "id", 40),
         "shift_product": split("shift_product", "shift", 40, "product", "this phone is {} , {}"),
-        "ood_questions": Split(SplitInfo("ood_questions", "ood", "questions"), ood_inputs,
-                               np.full(30, OOD_LABEL)),
+        "ood_questions": Split(
+            SplitInfo("ood_questions", "ood", "questions"), ood_inputs, np.full(30, OOD_LABEL)
+        ),
     }
     return TaskData("tiny_text", "text", ["negative", "positive"], splits)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import REPO_ROOT
 
 from bench.backbones import create_backbone
 from bench.engine import Engine, seed_everything
@@ -26,7 +27,6 @@ from bench.methods.deep_ensemble import ensemble_predictions
 from bench.methods.linear_probe import fit_logistic_regression
 from bench.methods.temperature_scaling import apply_temperature_scaling, fit_temperature
 from bench.registry import UnknownNameError
-from conftest import REPO_ROOT
 
 FAST = {"epochs": 3, "batch_size": 16, "lr": 3e-3, "head_lr": 1e-2}
 
@@ -43,8 +43,12 @@ def make_context(task, backbone_name, seed=0, tmp_path=None):
         return load_features(tmp_path / "features.npz")
 
     return FitContext(
-        task_name=task.name, backbone_name=backbone_name, seed=seed, engine=engine,
-        load_task=lambda: task, load_backbone=lambda: create_backbone(backbone_name),
+        task_name=task.name,
+        backbone_name=backbone_name,
+        seed=seed,
+        engine=engine,
+        load_task=lambda: task,
+        load_backbone=lambda: create_backbone(backbone_name),
         load_features=features,
     )
 
@@ -141,7 +145,9 @@ def test_temperature_scaling_keeps_argmax_and_needs_val(tiny_vision_task):
 
     def pred(name, kind, n):
         info = tiny_vision_task.splits[name].info
-        return SplitPrediction(info, np.arange(n) % 4, rng.normal(size=(n, 4)).astype(np.float32) * 5, kind)
+        return SplitPrediction(
+            info, np.arange(n) % 4, rng.normal(size=(n, 4)).astype(np.float32) * 5, kind
+        )
 
     preds = {"val": pred("val", "logits", 40), "test": pred("test", "logits", 60)}
     scaled, info = modifier_function("ts")(preds)
@@ -155,7 +161,11 @@ def test_deep_ensemble_stacks_members(tiny_vision_task, tmp_path):
     rng = np.random.default_rng(0)
     info = tiny_vision_task.splits["test"].info
     members = [
-        {"test": SplitPrediction(info, np.arange(6) % 4, rng.normal(size=(6, 4)).astype(np.float32), "logits")}
+        {
+            "test": SplitPrediction(
+                info, np.arange(6) % 4, rng.normal(size=(6, 4)).astype(np.float32), "logits"
+            )
+        }
         for _ in range(3)
     ]
     ens = ensemble_predictions(members)["test"]

@@ -41,8 +41,10 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Named parameter groups (towers, projections) so methods can freeze or regularize
-        them. The default is one group holding every parameter."""
+        """Named parameter groups (towers, projections).
+
+        Methods freeze or regularize by group; the default is one group of everything.
+        """
         return {"encoder": list(self.parameters())}
 
     def run_info(self) -> dict[str, Any]:
@@ -77,7 +79,10 @@ def grey_to_rgb_resized(raw: np.ndarray, image_size: int) -> torch.Tensor:
         raise ValueError(f"expected images [B,H,W] or [B,H,W,3], got shape {tuple(images.shape)}")
     if images.shape[-1] != image_size or images.shape[-2] != image_size:
         images = nn.functional.interpolate(
-            images, size=(image_size, image_size), mode="bilinear", antialias=True,
+            images,
+            size=(image_size, image_size),
+            mode="bilinear",
+            antialias=True,
             align_corners=False,
         )
     return images

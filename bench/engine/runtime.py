@@ -47,8 +47,13 @@ class Engine:
     started: float = field(default_factory=time.perf_counter)
 
     @classmethod
-    def create(cls, device: str = "auto", precision: str = "auto", threads: int | None = None,
-               eval_batch_size: int = 256) -> Engine:
+    def create(
+        cls,
+        device: str = "auto",
+        precision: str = "auto",
+        threads: int | None = None,
+        eval_batch_size: int = 256,
+    ) -> Engine:
         """Resolves ``auto`` settings: CUDA if available, bf16 autocast on CUDA only.
 
         Args:

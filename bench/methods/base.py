@@ -12,8 +12,9 @@ from bench.io import SplitPrediction
 
 @dataclass
 class FitContext:
-    """Everything a method may use, built lazily so a features-only method never
-    loads raw data or the backbone.
+    """Everything a method may use.
+
+    Built lazily, so a features-only method never loads raw data or the backbone.
 
     Attributes:
         task_name: Registered task name.
@@ -63,14 +64,16 @@ class Method:
         valid = {f.name for f in dataclasses.fields(self.Hparams)}
         unknown = sorted(set(hparams) - valid)
         if unknown:
-            raise TypeError(
-                f"{type(self).__name__}: unknown hyperparameter(s) {unknown}; valid: {sorted(valid)}"
-            )
+            name = type(self).__name__
+            raise TypeError(f"{name}: unknown hyperparameter(s) {unknown}; valid: {sorted(valid)}")
         self.hparams = self.Hparams(**hparams)
 
     def run(self, ctx: FitContext) -> dict[str, SplitPrediction]:
-        """Fits on the training split (and val where the method says so) and returns
-        predictions for every evaluation split (val, id, shift, ood)."""
+        """Fits and predicts.
+
+        Fits on the training split (and val where the method says so) and returns
+        predictions for every evaluation split (val, id, shift, ood).
+        """
         raise NotImplementedError
 
     def summary(self) -> dict[str, Any]:

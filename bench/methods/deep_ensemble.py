@@ -40,10 +40,14 @@ def ensemble_predictions(members: list[dict[str, SplitPrediction]]) -> dict[str,
             pred = member[name]
             if not np.array_equal(pred.labels, members[0][name].labels):
                 raise ValueError(f"ensemble member {index} has different labels on split {name!r}")
-            samples.append(_log_softmax(pred.values[None]) if pred.kind == "logits" else pred.values)
+            samples.append(
+                _log_softmax(pred.values[None]) if pred.kind == "logits" else pred.values
+            )
         first = members[0][name]
         out[name] = SplitPrediction(
-            info=first.info, labels=first.labels,
-            values=np.concatenate(samples).astype(np.float32), kind="logprobs",
+            info=first.info,
+            labels=first.labels,
+            values=np.concatenate(samples).astype(np.float32),
+            kind="logprobs",
         )
     return out

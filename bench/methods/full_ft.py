@@ -35,7 +35,9 @@ def predict_all_splits(model: Classifier, ctx: FitContext) -> dict[str, SplitPre
         split = task.splits[name]
         ctx.engine.log(f"predict: {name} ({len(split)} examples)")
         out[name] = SplitPrediction(
-            info=split.info, labels=split.labels, values=predict_logits(model, split, ctx.engine),
+            info=split.info,
+            labels=split.labels,
+            values=predict_logits(model, split, ctx.engine),
             kind="logits",
         )
     return out

@@ -31,6 +31,5 @@ class LabelSmoothing(FullFineTuning):
     def __init__(self, **hparams):
         super().__init__(**hparams)
         if not 0.0 < self.hparams.label_smoothing < 1.0:
-            raise ValueError(
-                f"label_smoothing must be in (0, 1) for this method, got {self.hparams.label_smoothing}"
-            )
+            value = self.hparams.label_smoothing
+            raise ValueError(f"label_smoothing must be in (0, 1) for this method, got {value}")

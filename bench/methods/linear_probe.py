@@ -70,7 +70,9 @@ def fit_logistic_regression(
     return raw_weight.float().numpy(), raw_bias.float().numpy()
 
 
-def select_and_fit(ctx: FitContext, hparams: LinearProbeHparams) -> tuple[np.ndarray, np.ndarray, dict]:
+def select_and_fit(
+    ctx: FitContext, hparams: LinearProbeHparams
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Sweeps ``l2_grid`` on the validation split and returns the best head."""
     feats = ctx.features()
     train, val = feats.splits["train"], feats.splits["val"]
@@ -78,7 +80,9 @@ def select_and_fit(ctx: FitContext, hparams: LinearProbeHparams) -> tuple[np.nda
     best = None
     scores = {}
     for l2 in sorted(hparams.l2_grid, reverse=True):
-        weight, bias = fit_logistic_regression(train.features, train.labels, num_classes, l2, hparams.max_iter)
+        weight, bias = fit_logistic_regression(
+            train.features, train.labels, num_classes, l2, hparams.max_iter
+        )
         accuracy = float(((val.features @ weight.T + bias).argmax(1) == val.labels).mean())
         scores[str(l2)] = accuracy
         if best is None or accuracy > best[0]:
@@ -97,8 +101,10 @@ class LinearProbe(Method):
         feats = ctx.features()
         return {
             name: SplitPrediction(
-                info=split.info, labels=split.labels,
-                values=(split.features @ weight.T + bias).astype(np.float32), kind="logits",
+                info=split.info,
+                labels=split.labels,
+                values=(split.features @ weight.T + bias).astype(np.float32),
+                kind="logits",
             )
             for name, split in feats.splits.items()
             if split.info.kind != "train"

@@ -44,7 +44,9 @@ class LinearProbeThenFineTune(FullFineTuning):
     Hparams = LPFTHparams
 
     def init_head(self, model: Classifier, ctx: FitContext) -> None:
-        probe = LinearProbeHparams(l2_grid=self.hparams.l2_grid, max_iter=self.hparams.probe_max_iter)
+        probe = LinearProbeHparams(
+            l2_grid=self.hparams.l2_grid, max_iter=self.hparams.probe_max_iter
+        )
         weight, bias, summary = select_and_fit(ctx, probe)
         with torch.no_grad():
             model.head.weight.copy_(torch.from_numpy(weight))

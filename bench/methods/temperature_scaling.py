@@ -68,8 +68,10 @@ def apply_temperature_scaling(
     temperature = fit_temperature(_log_predictive(val), val.labels)
     scaled = {
         name: SplitPrediction(
-            info=pred.info, labels=pred.labels,
-            values=(_log_predictive(pred) / temperature).astype(np.float32), kind="logits",
+            info=pred.info,
+            labels=pred.labels,
+            values=(_log_predictive(pred) / temperature).astype(np.float32),
+            kind="logits",
         )
         for name, pred in predictions.items()
     }

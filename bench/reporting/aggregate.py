@@ -17,8 +17,20 @@ import pandas as pd
 from bench.io import atomic_write_bytes
 
 TABLE_COLUMNS = [
-    "task", "backbone", "method", "seed", "split", "split_kind", "family", "severity",
-    "metric", "value", "higher_is_better", "n_examples", "config_hash", "run_dir",
+    "task",
+    "backbone",
+    "method",
+    "seed",
+    "split",
+    "split_kind",
+    "family",
+    "severity",
+    "metric",
+    "value",
+    "higher_is_better",
+    "n_examples",
+    "config_hash",
+    "run_dir",
 ]
 
 # Leaderboard columns: (column name, split kind, metric key). "shift" and "ood" columns
@@ -46,16 +58,24 @@ def tidy_rows(metrics_file: Path) -> list[dict]:
     rows = []
     for split, block in record["splits"].items():
         for metric, value in block["metrics"].items():
-            rows.append({
-                "task": cell["task"], "backbone": cell["backbone"], "method": cell["method"],
-                "seed": str(cell["seed"]), "split": split, "split_kind": block["kind"],
-                "family": block["family"],
-                "severity": np.nan if block["severity"] is None else float(block["severity"]),
-                "metric": metric, "value": np.nan if value is None else float(value),
-                "higher_is_better": metric_spec(metric).higher_is_better,
-                "n_examples": int(block["n"]), "config_hash": record["config_hash"],
-                "run_dir": str(Path(metrics_file).parent),
-            })
+            rows.append(
+                {
+                    "task": cell["task"],
+                    "backbone": cell["backbone"],
+                    "method": cell["method"],
+                    "seed": str(cell["seed"]),
+                    "split": split,
+                    "split_kind": block["kind"],
+                    "family": block["family"],
+                    "severity": np.nan if block["severity"] is None else float(block["severity"]),
+                    "metric": metric,
+                    "value": np.nan if value is None else float(value),
+                    "higher_is_better": metric_spec(metric).higher_is_better,
+                    "n_examples": int(block["n"]),
+                    "config_hash": record["config_hash"],
+                    "run_dir": str(Path(metrics_file).parent),
+                }
+            )
     return rows
 
 
@@ -65,7 +85,9 @@ def build_table(metrics_files: list[Path]) -> pd.DataFrame:
     if not rows:
         raise ValueError("no metrics to aggregate: the metrics.json files are empty")
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    return table.sort_values(["task", "backbone", "method", "seed", "split", "metric"]).reset_index(drop=True)
+    return table.sort_values(["task", "backbone", "method", "seed", "split", "metric"]).reset_index(
+        drop=True
+    )
 
 
 def read_costs(benchmarks_root: Path, run_dirs: list[str]) -> pd.DataFrame:
@@ -76,20 +98,28 @@ def read_costs(benchmarks_root: Path, run_dirs: list[str]) -> pd.DataFrame:
     """
     rows = []
     for run_dir in sorted(set(run_dirs)):
-        rel = Path(run_dir).relative_to("results/runs") if run_dir.startswith("results/runs") else Path(run_dir)
+        rel = (
+            Path(run_dir).relative_to("results/runs")
+            if run_dir.startswith("results/runs")
+            else Path(run_dir)
+        )
         parts = rel.parts
         seconds = rss = np.nan
         if len(parts) >= 4:
             task, backbone, method, seed = parts[-4:]
             candidates = []
             if seed == "ensemble":
-                seed_dirs = sorted((benchmarks_root / "fit" / task / backbone / method).glob("seed*.tsv"))
+                seed_dirs = sorted(
+                    (benchmarks_root / "fit" / task / backbone / method).glob("seed*.tsv")
+                )
                 candidates = seed_dirs
             else:
                 base = method.split("+")[0]
                 candidates = [benchmarks_root / "fit" / task / backbone / base / f"{seed}.tsv"]
                 if base != method:
-                    candidates.append(benchmarks_root / "posthoc" / task / backbone / method / f"{seed}.tsv")
+                    candidates.append(
+                        benchmarks_root / "posthoc" / task / backbone / method / f"{seed}.tsv"
+                    )
             found = [pd.read_csv(p, sep="\t") for p in candidates if p.exists()]
             if found:
                 seconds = float(sum(f["s"].iloc[0] for f in found))
@@ -109,8 +139,10 @@ def cell_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def leaderboard(summary: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and n over seeds per (task, backbone, method), sorted by the primary
-    column in its direction; numbers only."""
+    """Mean, std and n over seeds per (task, backbone, method); numbers only.
+
+    Sorted by the primary column in its direction.
+    """
     merged = summary.merge(costs, on="run_dir", how="left")
     value_columns = [c for c, _, _ in SUMMARY_COLUMNS] + COST_COLUMNS
     grouped = merged.groupby(["task", "backbone", "method"])
@@ -139,10 +171,16 @@ def _format_cell(mean: float, std: float, percent: bool) -> str:
 
 _PERCENT = {"id_acc", "id_ece", "shift_acc", "shift_ece", "ood_auroc", "ood_fpr95"}
 _HEADERS = {
-    "id_acc": "ID acc (%) ↑", "id_ece": "ID ECE (%) ↓", "id_nll": "ID NLL ↓",
-    "id_aurc": "ID AURC ↓", "shift_acc": "shift acc (%) ↑", "shift_ece": "shift ECE (%) ↓",
-    "ood_auroc": "OOD AUROC (%) ↑", "ood_fpr95": "OOD FPR95 (%) ↓",
-    "fit_seconds": "fit time (s)", "fit_max_rss_mb": "peak mem (MB)",
+    "id_acc": "ID acc (%) ↑",
+    "id_ece": "ID ECE (%) ↓",
+    "id_nll": "ID NLL ↓",
+    "id_aurc": "ID AURC ↓",
+    "shift_acc": "shift acc (%) ↑",
+    "shift_ece": "shift ECE (%) ↓",
+    "ood_auroc": "OOD AUROC (%) ↑",
+    "ood_fpr95": "OOD FPR95 (%) ↓",
+    "fit_seconds": "fit time (s)",
+    "fit_max_rss_mb": "peak mem (MB)",
 }
 
 
@@ -162,8 +200,12 @@ def render_markdown(board: pd.DataFrame, task: str, backbone: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def aggregate(metrics_files: list[str], benchmarks_root: Path, out_dir: Path,
-              reference_method: str = "full_ft") -> pd.DataFrame:
+def aggregate(
+    metrics_files: list[str],
+    benchmarks_root: Path,
+    out_dir: Path,
+    reference_method: str = "full_ft",
+) -> pd.DataFrame:
     """Builds ``tables/runs.parquet``, ``tables/leaderboard.csv`` and Markdown leaderboards.
 
     Args:
@@ -183,7 +225,9 @@ def aggregate(metrics_files: list[str], benchmarks_root: Path, out_dir: Path,
     atomic_write_bytes(out_dir / "tables" / "runs.parquet", buffer.getvalue())
     costs = read_costs(benchmarks_root, table.run_dir.unique().tolist())
     board = leaderboard(cell_summary(table), costs)
-    atomic_write_bytes(out_dir / "leaderboard" / "leaderboard.csv", board.to_csv(index=False).encode())
+    atomic_write_bytes(
+        out_dir / "leaderboard" / "leaderboard.csv", board.to_csv(index=False).encode()
+    )
     sections = [
         "# Leaderboard\n",
         "Generated by `snakemake aggregate` from `results/tables/runs.parquet`; do not edit.",

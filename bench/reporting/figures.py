@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import sys
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -701,7 +702,7 @@ def _figures_for_cell(
     return written
 
 
-def _write_index(out_dir: Path, table_path: Path, written: list[_Written]) -> Path:
+def _write_index(out_dir: Path, table_path: Path, written: list[_Written], path: Path) -> Path:
     lines = [
         "# Figures",
         "",
@@ -713,9 +714,11 @@ def _write_index(out_dir: Path, table_path: Path, written: list[_Written]) -> Pa
         if (item.task, item.backbone) != block:
             block = (item.task, item.backbone)
             lines += ["", f"## {item.task} · {item.backbone}", ""]
-        png, pdf = (f"{item.task}/{item.backbone}/{item.name}.{ext}" for ext in ("png", "pdf"))
+        png, pdf = (
+            os.path.relpath(out_dir / item.task / item.backbone / f"{item.name}.{ext}", path.parent)
+            for ext in ("png", "pdf")
+        )
         lines.append(f"- [{item.name}]({png}) ([PDF]({pdf})): {item.caption}")
-    path = out_dir / "index.md"
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return path
 
@@ -726,6 +729,7 @@ def make_figures(
     out_dir: Path,
     *,
     only: Collection[tuple[str, str]] | None = None,
+    index_path: Path | None = None,
 ) -> list[Path]:
     """Draws every figure of every (task, backbone) in the tidy table.
 
@@ -739,6 +743,8 @@ def make_figures(
             to ``out_dir/index.md``.
         only: If given, only these ``(task, backbone)`` pairs are drawn (e.g. one
             Snakemake job per pair); colours still follow every method of the table.
+        index_path: Where the index goes (default ``out_dir/index.md``); one Snakemake
+            job per pair puts it in the pair's own folder so jobs never share a file.
 
     Returns:
         Every file written: each figure's PDF and PNG, then ``index.md``.
@@ -762,5 +768,5 @@ def make_figures(
             written += _figures_for_cell(
                 cell, str(task), str(backbone), lookup, colours, markers, fig_dir
             )
-    index = _write_index(out_dir, table_path, written)
+    index = _write_index(out_dir, table_path, written, Path(index_path or out_dir / "index.md"))
     return [path for item in written for path in item.files] + [index]

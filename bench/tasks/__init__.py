@@ -103,7 +103,9 @@ def missing_task_files(name: str, paths: DataPaths, **options: Any) -> list[Path
     return [Path(p) for p in required if not Path(p).exists()]
 
 
-def create_task(name: str, paths: DataPaths, limits: SizeLimits | None = None, **options: Any) -> TaskData:
+def create_task(
+    name: str, paths: DataPaths, limits: SizeLimits | None = None, **options: Any
+) -> TaskData:
     """Builds a task by name.
 
     Args:

@@ -2,6 +2,7 @@
 # Everything that can be wrong with a config fails here, while the DAG is built,
 # with one line naming the key and the valid choices.
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -9,7 +10,12 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-sys.path.insert(0, workflow.basedir)  # `bench` importable even without `pip install -e .`
+# `bench` importable here and in every job (`python -m bench ...`) from any working
+# directory, without `pip install -e .`.
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+)
 
 from bench.config import Cell, ConfigError, config_hash, load_grid  # noqa: E402
 

@@ -7,8 +7,11 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 - injected by Snakemake
 
 from bench.reporting.figures import make_figures  # noqa: E402
 
+task, backbone = snakemake.wildcards.task, snakemake.wildcards.backbone  # noqa: F821
 make_figures(
     Path(snakemake.input.table),  # noqa: F821
     [Path(d) for d in snakemake.params.run_dirs],  # noqa: F821
-    Path(snakemake.output[0]),  # noqa: F821
+    Path("paper_figures"),
+    only=[(task, backbone)],
+    index_path=Path(snakemake.output[0]) / "index.md",  # noqa: F821
 )

@@ -1,0 +1,171 @@
+"""Grid validation: every bad config fails before any job, on one line naming the key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO_ROOT, SHARED_DATA
+
+from bench.config import Cell, ConfigError, load_grid, load_grid_file, validate_schema
+
+DEFAULT = REPO_ROOT / "config" / "config.yaml"
+
+
+def base_config(tmp_path: Path | None = None) -> dict:
+    config = yaml.safe_load(DEFAULT.read_text())
+    config["data"]["root"] = str(SHARED_DATA)
+    config["method_config_dir"] = str(REPO_ROOT / "config" / "methods")
+    return config
+
+
+def error_of(config: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_grid(config)
+    message = str(info.value)
+    assert "\n" not in message, "config errors are one line"
+    return message
+
+
+@pytest.mark.real_data
+def test_default_grid_expands_to_every_cell(shared_data):
+    notes = []
+    grid = load_grid(base_config(), log=notes.append)
+    config = grid.config
+    assert not grid.skipped and not notes
+    expected = sum(len(b["backbones"]) for b in config["tasks"].values())
+    expected *= len(config["methods"]) * len(config["seeds"])
+    assert len(grid.cells) == expected
+    assert len(config["seeds"]) >= 3
+    assert grid.ensembles() == [(t, b, "full_ft") for t, b in grid.task_backbones()]
+
+
+def test_schema_fills_defaults_everywhere():
+    config = validate_schema(
+        {"methods": ["full_ft"], "tasks": {"sst2": {"backbones": ["minilm_l6"]}}}
+    )
+    assert config["seeds"] == [0, 1, 2]
+    assert config["runtime"] == {"device": "auto", "precision": "auto", "eval_batch_size": 256}
+    assert config["tasks"]["sst2"]["limits"]["max_train"] is None
+    assert config["tasks"]["sst2"]["hparams"] == {}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda c: c["tasks"].update(imagenet_x={"backbones": ["minilm_l6"]}),
+            "tasks.imagenet_x: unknown task; valid choices: clinc150, fmnist",
+        ),
+        (
+            lambda c: c["tasks"]["sst2"].update(backbones=["bert_xxl"]),
+            "tasks.sst2.backbones[0]: unknown backbone 'bert_xxl'; valid choices:",
+        ),
+        (
+            lambda c: c["tasks"]["sst2"].update(backbones=["effnet_lite0.imagenet"]),
+            "is a vision backbone but sst2 is a text task; valid choices: hf_bert_base_uncased",
+        ),
+        (
+            lambda c: c["methods"].append("bayes_magic"),
+            "methods[6]: unknown method 'bayes_magic'; valid choices: full_ft",
+        ),
+        (
+            lambda c: c["methods"].append("full_ft+platt"),
+            "unknown modifier 'platt' in method 'full_ft+platt'; valid modifiers: ts",
+        ),
+        (lambda c: c["methods"].append("Full-FT"), "methods.6: 'Full-FT' does not match"),
+        (lambda c: c.update(seeds=[0, "one"]), "seeds.1: 'one' is not of type 'integer'"),
+        (
+            lambda c: c["runtime"].update(precision="fp8"),
+            "runtime.precision: 'fp8' is not allowed; valid choices: ['auto', 'bf16', 'fp32']",
+        ),
+        (
+            lambda c: c["tasks"]["sst2"]["limits"].update(max_train=0),
+            "tasks.sst2.limits.max_train: 0 is less than the minimum of 1",
+        ),
+        (lambda c: c.update(sedes=[1]), "<top level>: Additional properties are not allowed"),
+        (
+            lambda c: c["hparams"].update(full_ft={"learning_rate": 1}),
+            "hparams.full_ft.learning_rate: unknown hyperparameter; valid: batch_size, epochs",
+        ),
+        (
+            lambda c: c["tasks"]["sst2"]["hparams"].update(full_ftt={"lr": 1}),
+            "tasks.sst2.hparams.full_ftt: unknown method; valid: '*'",
+        ),
+        (
+            lambda c: c.update(ensembles=["lp_ft+ts+ts"]),
+            "ensembles: 'lp_ft+ts+ts' is not in methods",
+        ),
+        (lambda c: c.update(seeds=[0]), "ensembles: 'full_ft' needs at least 2 seeds"),
+        (
+            lambda c: c["backbone_options"].update(resnet={"image_size": 3}),
+            "backbone_options.resnet: unknown backbone",
+        ),
+        (
+            lambda c: c["tasks"]["fmnist"]["options"].update(ood_classes=["hat"]),
+            "tasks.fmnist.options:",
+        ),
+        (
+            lambda c: c["data"].update(root="/nonexistent/data"),
+            "data.root: /nonexistent/data is not a directory",
+        ),
+    ],
+)
+def test_bad_config_fails_with_one_line_naming_the_key(mutate, expected):
+    config = base_config()
+    mutate(config)
+    assert expected in error_of(config)
+
+
+def test_vision_language_method_on_plain_backbone_is_impossible(monkeypatch):
+    from bench.methods import METHODS
+
+    monkeypatch.setitem(METHODS._metadata["lp_ft"], "vision_language", True)
+    message = error_of(base_config())
+    assert "lp_ft needs a vision-language backbone" in message
+    assert "use a clip_* backbone" in message
+
+
+def test_missing_task_data_is_left_out_on_one_line(tmp_path):
+    config = base_config()
+    config["data"]["root"] = str(tmp_path)  # exists but holds no nlp/
+    notes = []
+    grid = load_grid(config, log=notes.append)
+    assert set(grid.skipped) == {"clinc150", "sst2"}
+    assert len(notes) == 1 and notes[0].startswith("left out for missing data: clinc150 (")
+    assert grid.tasks == ["fmnist", "wordnet_supersense"]
+    config["on_missing_data"] = "error"
+    assert "tasks.clinc150: data file" in error_of(config)
+
+
+def test_hparams_precedence_and_cell_hash():
+    config = base_config()
+    config["hparams"] = {"full_ft": {"epochs": 7, "batch_size": 8}}
+    config["tasks"]["sst2"]["hparams"] = {
+        "*": {"epochs": 5, "l2_grid": [1.0]},
+        "full_ft": {"lr": 0.5},
+    }
+    grid = load_grid(config)
+    full = grid.method_hparams("sst2", "full_ft")
+    assert (full["epochs"], full["batch_size"], full["lr"]) == (5, 8, 0.5)  # task "*" beats grid
+    assert grid.method_hparams("sst2", "linear_probe")["l2_grid"] == [1.0]
+    assert "epochs" not in grid.method_hparams("sst2", "linear_probe")
+    cell = Cell("sst2", "minilm_l6", "full_ft", 0)
+    same = load_grid(copy.deepcopy(config))
+    assert grid.cell_hash(cell) == same.cell_hash(cell)
+    config["tasks"]["sst2"]["hparams"]["full_ft"]["lr"] = 0.25
+    changed = load_grid(config)
+    assert changed.cell_hash(cell) != grid.cell_hash(cell)
+    # Other cells are untouched by a change that does not concern them.
+    other = Cell("sst2", "minilm_l6", "linear_probe", 0)
+    assert changed.cell_hash(other) == grid.cell_hash(other)
+
+
+def test_every_shipped_config_validates(shared_data):
+    for path in sorted((REPO_ROOT / "config").glob("*.yaml")):
+        config = yaml.safe_load(path.read_text())
+        config.setdefault("data", {})["root"] = str(SHARED_DATA)
+        assert load_grid(config).cells, path
+    assert load_grid_file(DEFAULT).cells

@@ -1,0 +1,197 @@
+"""The Snakemake workflow: DAG of the default grid, config errors at DAG build, and a
+tiny grid run end to end (tiny models, seconds of training) checked through its outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO_ROOT, SHARED_DATA
+from fixtures_data import write_fashion_mnist
+
+pytestmark = pytest.mark.workflow
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile")]
+
+
+def snakemake(workdir: Path, config_file: Path, *args: str, check: bool = True):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config_file), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def default_config() -> dict:
+    config = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
+    config["data"]["root"] = str(SHARED_DATA)
+    config["method_config_dir"] = str(REPO_ROOT / "config" / "methods")
+    return config
+
+
+@pytest.mark.real_data
+def test_dry_run_of_the_default_grid(tmp_path, shared_data):
+    config_file = write_config(tmp_path / "config.yaml", default_config())
+    result = snakemake(tmp_path, config_file, "-n", "--quiet", "rules")
+    counts = {}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    config = default_config()
+    cells_per_method = sum(len(b["backbones"]) for b in config["tasks"].values()) * len(
+        config["seeds"]
+    )
+    plain = [m for m in config["methods"] if "+" not in m]
+    posthoc = [m for m in config["methods"] if "+" in m]
+    assert counts["features"] == 4
+    assert counts["fit"] == cells_per_method * len(plain)
+    assert counts["posthoc"] == cells_per_method * len(posthoc)
+    assert counts["ensemble"] == 4
+    assert counts["score"] == counts["fit"] + counts["posthoc"] + counts["ensemble"]
+    assert counts["aggregate"] == 1 and counts["figures"] == 4
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda c: c["tasks"]["sst2"].update(backbones=["effnet_lite0.imagenet"]),
+            "config error: tasks.sst2.backbones[0]: effnet_lite0.imagenet is a vision backbone",
+        ),
+        (
+            lambda c: c.update(methods=["full_ft", "dor"]),
+            "config error: methods[1]: unknown method 'dor'",
+        ),
+        (
+            lambda c: c["data"].update(root="/no/such/root"),
+            "config error: data.root: /no/such/root",
+        ),
+    ],
+)
+def test_bad_config_stops_the_dag_with_one_line(tmp_path, mutate, expected):
+    config = default_config()
+    mutate(config)
+    result = snakemake(tmp_path, write_config(tmp_path / "bad.yaml", config), "-n", check=False)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if expected in line]
+    assert lines, result.stderr[-3000:]
+    assert not (tmp_path / "results" / "runs").exists()
+
+
+def tiny_grid_config(tmp_path: Path) -> dict:
+    fmnist_dir = write_fashion_mnist(tmp_path / "fmnist")
+    fast = {"epochs": 1, "batch_size": 16, "lr": 3e-3, "head_lr": 1e-2}
+    return {
+        "data": {"root": str(SHARED_DATA), "fashion_mnist": str(fmnist_dir)},
+        "method_config_dir": str(REPO_ROOT / "config" / "methods"),
+        "seeds": [0, 1],
+        "methods": ["linear_probe", "full_ft", "full_ft+ts", "lp_ft", "label_smoothing"],
+        "ensembles": ["full_ft"],
+        "runtime": {"device": "cpu"},
+        "tasks": {
+            "fmnist": {
+                "backbones": ["tiny_cnn.random"],
+                "options": {"verify_counts": False},
+                "hparams": {"*": fast},
+            },
+            "sst2": {
+                "backbones": ["tiny_bert.random"],
+                "limits": {"max_train": 96, "max_val": 48, "max_eval": 48},
+                "hparams": {"*": fast},
+            },
+        },
+    }
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_tiny_grid_end_to_end(tmp_path, shared_data):
+    config = tiny_grid_config(tmp_path)
+    config_file = write_config(tmp_path / "tiny.yaml", config)
+    snakemake(tmp_path, config_file, "--cores", "2")
+
+    # Every cell wrote predictions, run.json and schema-valid metrics.json.
+    runs = sorted((tmp_path / "results" / "runs").glob("*/*/*/*/metrics.json"))
+    assert len(runs) == 2 * (5 * 2 + 1)
+    run = json.loads((runs[0].parent / "run.json").read_text())
+    for key in ("settings", "config_hash", "git", "versions", "hardware", "wall_seconds", "memory"):
+        assert key in run
+
+    table = pd.read_parquet(tmp_path / "results" / "tables" / "runs.parquet")
+    assert set(table.method) == {
+        "linear_probe",
+        "full_ft",
+        "full_ft+ts",
+        "lp_ft",
+        "label_smoothing",
+        "full_ft+ens",
+    }
+    assert set(table.task) == {"fmnist", "sst2"}
+    assert {"id", "shift", "ood", "val"} <= set(table.split_kind)
+
+    board = pd.read_csv(tmp_path / "results" / "leaderboard" / "leaderboard.csv")
+    for task in ("fmnist", "sst2"):
+        block = board[board.task == task]
+        assert len(block) == 6
+        assert block.id_acc_mean.notna().all() and block.id_ece_mean.notna().all()
+        assert block.id_aurc_mean.notna().all() and block.ood_auroc_mean.notna().all()
+        assert (block[block.method != "full_ft+ens"].n == 2).all()
+        # Sorted by in-distribution accuracy, best first.
+        assert list(block.id_acc_mean) == sorted(block.id_acc_mean, reverse=True)
+        assert block.fit_seconds_mean.notna().all()
+    # Temperature scaling never changes a prediction, only its confidence.
+    ft = board[(board.task == "sst2") & (board.method == "full_ft")].iloc[0]
+    ts = board[(board.task == "sst2") & (board.method == "full_ft+ts")].iloc[0]
+    assert ft.id_acc_mean == pytest.approx(ts.id_acc_mean)
+    markdown = (tmp_path / "results" / "leaderboard" / "leaderboard.md").read_text()
+    assert (
+        "### fmnist · tiny_cnn.random" in markdown
+        and "full_ft+ens" in markdown
+        and " ± " in markdown
+    )
+
+    for task, backbone in (("fmnist", "tiny_cnn.random"), ("sst2", "tiny_bert.random")):
+        figures = tmp_path / "paper_figures" / task / backbone
+        for name in ("reliability", "risk_coverage", "ood_roc"):
+            assert (figures / f"{name}.png").stat().st_size > 0
+            assert (figures / f"{name}.pdf").stat().st_size > 0
+        assert (figures / "index.md").exists()
+    assert (
+        tmp_path / "paper_figures" / "fmnist" / "tiny_cnn.random" / "shift_severity.png"
+    ).exists()
+
+    # Everything is up to date: a second run has nothing to do.
+    again = snakemake(tmp_path, config_file, "-n", "--quiet", "rules")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    # Changing one method's hyperparameters reruns exactly that method's cells.
+    config["tasks"]["sst2"]["hparams"]["lp_ft"] = {"probe_max_iter": 50}
+    changed = snakemake(tmp_path, write_config(config_file, config), "-n", "--quiet", "rules")
+    counts = {
+        p[0]: int(p[1])
+        for p in (line.split() for line in changed.stdout.splitlines())
+        if len(p) == 2 and p[1].isdigit()
+    }
+    assert counts["fit"] == 2 and counts.get("posthoc", 0) == 0
+
+    # The HTML report builds from the finished run.
+    snakemake(tmp_path, config_file, "--report", str(tmp_path / "report.html"))
+    assert (tmp_path / "report.html").stat().st_size > 10_000
