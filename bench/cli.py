@@ -113,8 +113,6 @@ def cmd_features(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from bench.engine import seed_everything
-    from bench.engine.features import load_features
     from bench.io import atomic_write_json, load_predictions, save_predictions
     from bench.methods import create_method, modifier_function, split_method_name
     from bench.provenance import git_revision, host, package_versions
@@ -128,8 +126,7 @@ def cmd_fit(args) -> int:
         )
     settings = grid.cell_settings(cell)
     base, modifiers = split_method_name(cell.method)
-    engine = _engine(grid, args.threads)
-    engine.log(f"cell {cell.run_dir} hash {grid.cell_hash(cell)}")
+    _log(f"cell {cell.run_dir} hash {grid.cell_hash(cell)}")
     out_dir = Path(args.out)
     summary: dict = {}
     if modifiers:
@@ -141,8 +138,15 @@ def cmd_fit(args) -> int:
         for modifier in modifiers:
             predictions, info = modifier_function(modifier)(predictions)
             summary[modifier] = info
-            engine.log(f"{modifier}: {info}")
+            _log(f"{modifier}: {info}")
+        hardware = {"device": "cpu", "note": "post-hoc step on saved predictions (numpy)"}
+        memory = _peak_rss_mb()
     else:
+        # torch is imported only here: post-hoc jobs above run without it.
+        from bench.engine import seed_everything
+        from bench.engine.features import load_features
+
+        engine = _engine(grid, args.threads)
         seed_everything(cell.seed)
         method = create_method(base, **settings["hparams"])
         from bench.methods.base import FitContext
@@ -158,11 +162,8 @@ def cmd_fit(args) -> int:
         )
         predictions = method.run(ctx)
         summary = method.summary()
-        classnames = (
-            ctx._cache["features"].classnames
-            if "task" not in ctx._cache
-            else ctx._cache["task"].classnames
-        )
+        classnames = ctx.classnames()
+        hardware, memory = engine.describe(), engine.peak_memory_mb()
     save_predictions(out_dir / "predictions.npz", predictions, classnames)
     run = {
         "cell": {
@@ -176,15 +177,21 @@ def cmd_fit(args) -> int:
         "git": git_revision(),
         "versions": package_versions(),
         "host": host(),
-        "hardware": engine.describe(),
+        "hardware": hardware,
         "wall_seconds": time.time() - started,
-        "memory": engine.peak_memory_mb(),
+        "memory": memory,
         "fit_summary": summary,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write_json(out_dir / "run.json", run, schema="run.schema.json")
-    engine.log(f"wrote {out_dir} in {run['wall_seconds']:.1f}s")
+    _log(f"wrote {out_dir} in {run['wall_seconds']:.1f}s")
     return 0
+
+
+def _peak_rss_mb() -> dict[str, float]:
+    import resource
+
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
 
 
 def _require_features(path, loader):
@@ -219,6 +226,8 @@ def cmd_ensemble(args) -> int:
             "wall_seconds": time.time() - started,
             # An ensemble costs what its members cost together.
             "member_wall_seconds": sum(r["wall_seconds"] for r in runs),
+            "hardware": {"device": "cpu", "note": "combines saved member predictions (numpy)"},
+            "memory": _peak_rss_mb(),
         },
         schema="run.schema.json",
     )
@@ -316,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; config problems print one line and exit with status 2."""
     args = build_parser().parse_args(argv)
+    if args.command in ("features", "fit", "ensemble", "score"):
+        # The first line of every job log is the command that reruns it by hand.
+        import shlex
+
+        words = sys.argv[1:] if argv is None else argv
+        _log("$ python -m bench " + " ".join(shlex.quote(w) for w in words))
     try:
         return args.func(args)
     except ConfigError as error:

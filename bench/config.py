@@ -175,6 +175,11 @@ def validate_schema(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
 
 
 def _check_names(config: dict[str, Any]) -> None:
+    for j, method in enumerate(config["methods"]):
+        try:
+            split_method_name(method)
+        except UnknownNameError as error:
+            raise ConfigError(f"methods[{j}]: {error}") from None
     for task, block in config["tasks"].items():
         if task not in list_tasks():
             raise ConfigError(
@@ -208,11 +213,6 @@ def _check_names(config: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"tasks.{task}.hparams.{method}: unknown method; valid: '*', {valid}"
                 )
-    for j, method in enumerate(config["methods"]):
-        try:
-            split_method_name(method)
-        except UnknownNameError as error:
-            raise ConfigError(f"methods[{j}]: {error}") from None
     for method in config["ensembles"]:
         if method not in config["methods"]:
             raise ConfigError(f"ensembles: {method!r} is not in methods {config['methods']}")

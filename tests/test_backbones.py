@@ -67,7 +67,7 @@ def test_clip_interface_and_deterministic_zero_shot_head(name):
     tokens = backbone.tokenize(["a photo of a cat."])
     with torch.no_grad():
         text = backbone.encode_text(tokens)
-        image = backbone.encode_image(backbone.prepare(raw_batch("vision")))
+        image = backbone.encode_image(backbone.normalize(backbone.prepare(raw_batch("vision"))))
     assert text.shape[-1] == image.shape[-1] == backbone.feature_dim
     assert backbone.logit_scale.numel() == 1
     assert set(backbone.parameter_groups()) >= {"visual", "text", "logit_scale"}

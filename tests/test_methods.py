@@ -123,8 +123,9 @@ def test_logistic_regression_matches_sklearn():
     y = (x[:, 0] + x[:, 1] / 10 > 0).astype(int) + (x[:, 2] > 0.05).astype(int)
     weight, bias = fit_logistic_regression(x, y, 3, l2=1e-3, max_iter=500)
     ours = x @ weight.T + bias
-    z = (x - x.mean(0)) / x.std(0, ddof=1)
-    # sklearn minimises sum CE / n * n ... with C = 1 / (2 * l2 * n) the objectives agree.
+    # The probe rescales by one global scale (mean per-dimension std); sklearn minimises
+    # sum CE + ||W||^2 / (2 C), which equals n * (mean CE + l2 ||W||^2) for C = 1 / (2 l2 n).
+    z = (x - x.mean(0)) / x.std(0, ddof=1).mean()
     ref = LogisticRegression(C=1 / (2 * 1e-3 * len(x)), max_iter=2000, tol=1e-8).fit(z, y)
     np.testing.assert_allclose(
         torch.softmax(torch.tensor(ours), 1).numpy(), ref.predict_proba(z), atol=2e-3

@@ -91,8 +91,8 @@ def test_bad_config_stops_the_dag_with_one_line(tmp_path, mutate, expected):
     mutate(config)
     result = snakemake(tmp_path, write_config(tmp_path / "bad.yaml", config), "-n", check=False)
     assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if expected in line]
-    assert lines, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(expected), result.stderr[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "results" / "runs").exists()
 
 

@@ -65,18 +65,33 @@ def to_device(batch: Any, device: torch.device) -> Any:
     raise TypeError(f"cannot move a {type(batch).__name__} to a device")
 
 
-def grey_to_rgb_resized(raw: np.ndarray, image_size: int) -> torch.Tensor:
-    """uint8 ``[B, H, W]`` or ``[B, H, W, 3]`` -> float ``[B, 3, S, S]`` on the 0-255 scale.
+def images_to_tensor(raw: np.ndarray) -> torch.Tensor:
+    """uint8 ``[B, H, W]`` or ``[B, H, W, 3]`` -> uint8 ``[B, C, H, W]`` (C = 1 or 3).
 
-    Bilinear resizing with antialiasing so small images (28 px) upsample smoothly.
+    Only a view change on the host: resizing and normalisation happen on the device in
+    :func:`resize_to_rgb`, so the CPU never bottlenecks a GPU job and 4x fewer bytes
+    cross the bus than with float images.
     """
-    images = torch.from_numpy(np.ascontiguousarray(raw)).float()
+    raw = np.asarray(raw)
+    if raw.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images, got {raw.dtype}")
+    images = torch.from_numpy(np.ascontiguousarray(raw))
     if images.ndim == 3:
-        images = images.unsqueeze(1).expand(-1, 3, -1, -1)
-    elif images.ndim == 4 and images.shape[-1] == 3:
-        images = images.permute(0, 3, 1, 2)
-    else:
-        raise ValueError(f"expected images [B,H,W] or [B,H,W,3], got shape {tuple(images.shape)}")
+        return images.unsqueeze(1)
+    if images.ndim == 4 and images.shape[-1] == 3:
+        return images.permute(0, 3, 1, 2)
+    raise ValueError(f"expected images [B,H,W] or [B,H,W,3], got shape {tuple(images.shape)}")
+
+
+def resize_to_rgb(images: torch.Tensor, image_size: int) -> torch.Tensor:
+    """uint8 ``[B, C, H, W]`` -> float ``[B, 3, S, S]`` on the 0-255 scale (on its device).
+
+    Grey images are repeated over three channels; bilinear resizing with antialiasing
+    so small images (28 px) upsample smoothly.
+    """
+    images = images.float()
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
     if images.shape[-1] != image_size or images.shape[-2] != image_size:
         images = nn.functional.interpolate(
             images,
@@ -86,3 +101,9 @@ def grey_to_rgb_resized(raw: np.ndarray, image_size: int) -> torch.Tensor:
             align_corners=False,
         )
     return images
+
+
+def random_hflip(images: torch.Tensor) -> torch.Tensor:
+    """Flips a random half of the batch horizontally (training augmentation)."""
+    flip = torch.rand(images.shape[0], device=images.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.backbones.base import Backbone, grey_to_rgb_resized
+from bench.backbones.base import Backbone, images_to_tensor, resize_to_rgb
 
 _CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -102,11 +102,15 @@ class OpenCLIPBackbone(Backbone):
     # --- the Backbone interface --------------------------------------------------------
 
     def prepare(self, raw: np.ndarray | Sequence[str], train: bool = False) -> torch.Tensor:
-        images = grey_to_rgb_resized(np.asarray(raw), self.image_size) / 255.0
-        return (images - _MEAN) / _STD
+        return images_to_tensor(raw)
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 images from :meth:`prepare` -> CLIP's normalised float input."""
+        images = resize_to_rgb(batch, self.image_size) / 255.0
+        return (images - _MEAN.to(images.device)) / _STD.to(images.device)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.encode_image(batch)
+        return self.encode_image(self.normalize(batch))
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         groups: dict[str, list[nn.Parameter]] = {

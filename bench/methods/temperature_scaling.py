@@ -1,7 +1,8 @@
 """Temperature scaling, a post-hoc modifier for any method (``<method>+ts``).
 
 One scalar ``T > 0`` divides the logits; it is fitted by minimising the NLL of the
-validation split, and changes confidence without changing any prediction's argmax.
+validation split (Guo et al. use L-BFGS; a bounded 1-D search reaches the same optimum),
+and changes confidence without changing any prediction's argmax.
 For Monte Carlo predictions (``logprobs [S, N, C]``) it scales the log of the
 predictive mean, so the result is a single calibrated distribution ``[1, N, C]``.
 
@@ -13,7 +14,8 @@ References:
 from __future__ import annotations
 
 import numpy as np
-import torch
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, logsumexp
 
 from bench.io import SplitPrediction
 
@@ -24,28 +26,26 @@ def _log_predictive(pred: SplitPrediction) -> np.ndarray:
     """Logits ``[N, C]`` whose softmax is the prediction (log of the MC mean)."""
     if pred.kind == "logits":
         return pred.values
-    values = torch.from_numpy(pred.values).double()
-    return (torch.logsumexp(values, dim=0) - np.log(values.shape[0])).float().numpy()
+    values = pred.values.astype(np.float64)
+    return (logsumexp(values, axis=0) - np.log(values.shape[0])).astype(np.float32)
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """Temperature minimising the NLL of ``softmax(logits / T)`` on the given labels.
 
-    Optimises ``log T`` (so ``T`` stays positive) with L-BFGS from ``T = 1``.
+    The NLL is convex in ``1 / T``; a bounded scalar search over ``log T`` in
+    ``[-5, 5]`` (T from 0.007 to 148) finds it to ~1e-6 without torch, so post-hoc
+    jobs start in a fraction of a second.
     """
-    x = torch.from_numpy(np.asarray(logits, dtype=np.float64))
-    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+    x = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    rows = np.arange(len(y))
 
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x / log_t.exp(), y)
-        loss.backward()
-        return loss
+    def nll(log_t: float) -> float:
+        return float(-log_softmax(x / np.exp(log_t), axis=1)[rows, y].mean())
 
-    optimizer.step(closure)
-    return float(log_t.detach().exp())
+    result = minimize_scalar(nll, bounds=(-5.0, 5.0), method="bounded", options={"xatol": 1e-6})
+    return float(np.exp(result.x))
 
 
 def apply_temperature_scaling(

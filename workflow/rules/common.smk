@@ -29,7 +29,9 @@ def _note(message):
 try:
     GRID = load_grid(config, log=_note)
 except ConfigError as error:
-    raise WorkflowError(f"config error: {error}") from None
+    # One line naming the key and the fix, and no traceback: the problem is the config.
+    print(f"config error: {error}", file=sys.stderr)
+    sys.exit(1)
 
 validate(config, schema="../schemas/config.schema.yaml")
 config.update(GRID.config)
