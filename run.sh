@@ -21,18 +21,24 @@ command -v "$PYTHON_BIN" >/dev/null || die "python3 not found; install Python 3.
 "$PYTHON_BIN" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 10))' \
   || die "Python >= 3.10 required, found $("$PYTHON_BIN" --version)"
 
-install_data_packages() {
-  local missing=()
+# Debian packages: the data the default grid reads, and for the tests a real SLURM.
+install_debian_packages() {
+  local with_slurm="$1" missing=()
   [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
   [ -e /usr/share/wordnet/data.noun ] || missing+=(wordnet-base)
+  if [ "$with_slurm" = slurm ]; then
+    command -v slurmctld >/dev/null || missing+=(slurm-wlm)
+    command -v munged >/dev/null || missing+=(munge)
+  fi
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ]; then
-    echo "run.sh: installing Debian data packages: ${missing[*]}" >&2
+    echo "run.sh: installing Debian packages: ${missing[*]}" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
     echo "run.sh: Debian packages ${missing[*]} are not installed and this is not root;" \
-         "run 'sudo apt-get install ${missing[*]}' (tasks fmnist / wordnet_supersense need them)" >&2
+         "run 'sudo apt-get install ${missing[*]}' (tasks fmnist / wordnet_supersense need the" \
+         "data; the SLURM test is skipped without slurm-wlm)" >&2
   fi
 }
 
@@ -64,12 +70,12 @@ cmd="${1:-}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   grid)
-    install_data_packages
+    install_debian_packages data
     ensure_venv
     exec snakemake --cores "${CORES:-2}" "$@"
     ;;
   test)
-    install_data_packages
+    install_debian_packages slurm
     ensure_venv
     ruff check .
     exec python -m pytest "$@"

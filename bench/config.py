@@ -118,8 +118,14 @@ def config_hash(obj: Any) -> str:
 
 
 def method_defaults(method: str, config_dir: str | Path) -> dict[str, Any]:
-    """Default hyperparameters of a base method from ``<config_dir>/<method>.yaml``."""
+    """Default hyperparameters of a base method from ``<config_dir>/<method>.yaml``.
+
+    A relative ``config_dir`` is read from the working directory, else from the
+    repository root (Snakemake run with ``--directory`` elsewhere).
+    """
     path = Path(config_dir) / f"{method}.yaml"
+    if not path.is_absolute() and not path.exists():
+        path = REPO_ROOT / path
     if not path.exists():
         raise ConfigError(
             f"method_config_dir: {path} does not exist; every method needs a defaults file "

@@ -88,6 +88,19 @@ def make_tiny_text_task(seed: int = 0) -> TaskData:
     return TaskData("tiny_text", "text", ["negative", "positive"], splits)
 
 
+def in_memory_context(task: TaskData, backbone: str, engine, seed: int = 0, **options):
+    """A FitContext over an already-built task; features are computed on first use."""
+    from bench.backbones import create_backbone
+    from bench.engine.features import compute_features
+    from bench.methods.base import FitContext
+
+    return FitContext(
+        task.name, backbone, seed, engine, lambda: task,
+        lambda: create_backbone(backbone, **options),
+        lambda: compute_features(task, create_backbone(backbone, **options), engine),
+    )  # fmt: skip
+
+
 @pytest.fixture
 def tiny_vision_task() -> TaskData:
     return make_tiny_vision_task()

@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import in_memory_context
 
 from bench.backbones import create_backbone
 from bench.engine import Engine, seed_everything
 from bench.engine.features import compute_features
 from bench.methods import create_method
-from bench.methods.base import FitContext
 
 pytestmark = [
     pytest.mark.gpu,
@@ -23,15 +23,7 @@ pytestmark = [
 
 
 def context(task, engine, backbone="tiny_cnn.random", **options):
-    return FitContext(
-        task.name,
-        backbone,
-        0,
-        engine,
-        lambda: task,
-        lambda: create_backbone(backbone, **options),
-        lambda: compute_features(task, create_backbone(backbone, **options), engine),
-    )
+    return in_memory_context(task, backbone, engine, **options)
 
 
 def test_auto_engine_uses_cuda_with_bf16():

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import in_memory_context
 
-from bench.backbones import create_backbone
 from bench.engine import Engine, seed_everything
 from bench.methods import create_method
-from bench.methods.base import FitContext
 from bench.tasks import DataPaths, SizeLimits, create_task
 
 pytestmark = [pytest.mark.real_weights, pytest.mark.real_data, pytest.mark.slow]
@@ -19,21 +18,7 @@ pytestmark = [pytest.mark.real_weights, pytest.mark.real_data, pytest.mark.slow]
 
 def context(task, backbone_name, **options):
     engine = Engine.create("cpu", "fp32", threads=2, eval_batch_size=128)
-
-    def features():
-        from bench.engine.features import compute_features
-
-        return compute_features(task, create_backbone(backbone_name, **options), engine)
-
-    return FitContext(
-        task.name,
-        backbone_name,
-        0,
-        engine,
-        lambda: task,
-        lambda: create_backbone(backbone_name, **options),
-        features,
-    )
+    return in_memory_context(task, backbone_name, engine, **options)
 
 
 def accuracy(pred) -> float:

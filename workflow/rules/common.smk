@@ -41,7 +41,7 @@ config.update(GRID.config)
 RESOLVED_CONFIG = f"results/config/{config_hash(GRID.config)}.yaml"
 if not Path(RESOLVED_CONFIG).exists():
     Path(RESOLVED_CONFIG).parent.mkdir(parents=True, exist_ok=True)
-    _tmp = Path(RESOLVED_CONFIG + ".tmp")
+    _tmp = Path(f"{RESOLVED_CONFIG}.{os.getpid()}.tmp")  # cluster jobs parse concurrently
     _tmp.write_text(yaml.safe_dump(GRID.config, sort_keys=True))
     _tmp.replace(RESOLVED_CONFIG)
 
