@@ -9,9 +9,8 @@ import sys
 
 import pandas as pd
 import pytest
-import yaml
-
 import slurm_cluster
+import yaml
 from conftest import REPO_ROOT
 from fixtures_data import write_fashion_mnist
 
