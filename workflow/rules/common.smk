@@ -118,6 +118,20 @@ def task_backbone_run_dirs(wildcards):
     return [d for d in all_run_dirs() if d.startswith(prefix)]
 
 
+def task_backbone_metrics(wildcards):
+    return [f"{d}/metrics.json" for d in task_backbone_run_dirs(wildcards)]
+
+
+def run_output_dir(wildcards, output):
+    """The run directory a job writes (the folder of its run.json)."""
+    return Path(output.run).parent
+
+
+def run_input_dir(wildcards, input):
+    """The run directory a job reads (the folder of its run.json)."""
+    return Path(input.run).parent
+
+
 def all_targets():
     figures = [f"paper_figures/{t}/{b}" for t, b in GRID.task_backbones()]
     return ["results/leaderboard/leaderboard.md", *figures]

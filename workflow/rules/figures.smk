@@ -5,7 +5,7 @@
 rule figures:
     input:
         table="results/tables/runs.parquet",
-        metrics=lambda wildcards: [f"{d}/metrics.json" for d in task_backbone_run_dirs(wildcards)],
+        metrics=task_backbone_metrics,
     output:
         report(
             directory("paper_figures/{task}/{backbone}"),

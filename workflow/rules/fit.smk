@@ -13,7 +13,7 @@ rule fit:
     params:
         cell=cell_hash,
         features=fit_features_arg,
-        out_dir=lambda wildcards, output: Path(output.run).parent,
+        out_dir=run_output_dir,
     log:
         "results/logs/fit/{task}/{backbone}/{method}/seed{seed}.log",
     benchmark:
@@ -39,7 +39,7 @@ rule posthoc:
         base=r"[a-z0-9_]+",
         modifier=r"[a-z0-9_+]+",
     params:
-        out_dir=lambda wildcards, output: Path(output.run).parent,
+        out_dir=run_output_dir,
     log:
         "results/logs/posthoc/{task}/{backbone}/{base}+{modifier}/seed{seed}.log",
     benchmark:
@@ -59,7 +59,7 @@ rule ensemble:
         run="results/runs/{task}/{backbone}/{method}/ensemble/run.json",
     params:
         members=ensemble_member_dirs,
-        out_dir=lambda wildcards, output: Path(output.run).parent,
+        out_dir=run_output_dir,
     log:
         "results/logs/ensemble/{task}/{backbone}/{method}.log",
     benchmark:

@@ -10,7 +10,7 @@ rule score:
     wildcard_constraints:
         run=r"seed\d+|ensemble",
     params:
-        run_dir=lambda wildcards, input: Path(input.run).parent,
+        run_dir=run_input_dir,
     log:
         "results/logs/score/{task}/{backbone}/{method}/{run}.log",
     benchmark:
