@@ -119,7 +119,7 @@ def cmd_fit(args) -> int:
 
     started = time.time()
     grid, cell = _cell_grid(args)
-    if cell not in grid.cells:
+    if not grid.runs(cell):
         raise ConfigError(
             f"cell {cell.task}/{cell.backbone}/{cell.method}/seed{cell.seed} is not in the grid of "
             f"{args.config} (check methods and seeds)"

@@ -74,6 +74,16 @@ class Grid:
         wanted = set(self.config["ensembles"])
         return sorted({(c.task, c.backbone, c.method) for c in self.cells if c.method in wanted})
 
+    def runs(self, cell: Cell) -> bool:
+        """Whether the grid runs ``cell``: one of its cells, or the base method of a
+        post-hoc one (``full_ft`` is fitted for ``full_ft+ts`` even when not listed).
+        """
+        return cell in self.cells or any(
+            c.base_method == cell.method
+            and (c.task, c.backbone, c.seed) == (cell.task, cell.backbone, cell.seed)
+            for c in self.cells
+        )
+
     def data_paths(self) -> DataPaths:
         return DataPaths.from_config(self.config["data"])
 

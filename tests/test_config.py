@@ -169,3 +169,14 @@ def test_every_shipped_config_validates(shared_data):
         config.setdefault("data", {})["root"] = str(SHARED_DATA)
         assert load_grid(config).cells, path
     assert load_grid_file(DEFAULT).cells
+
+
+def test_base_of_a_posthoc_method_is_run_even_when_not_listed():
+    config = base_config()
+    config["methods"] = ["lp_ft+ts"]
+    config["ensembles"] = []
+    grid = load_grid(config)
+    assert grid.runs(Cell("sst2", "minilm_l6", "lp_ft", 0))
+    assert grid.runs(Cell("sst2", "minilm_l6", "lp_ft+ts", 2))
+    assert not grid.runs(Cell("sst2", "minilm_l6", "full_ft", 0))
+    assert not grid.runs(Cell("sst2", "minilm_l6", "lp_ft", 9))
