@@ -75,8 +75,10 @@ class Grid:
         return sorted({(c.task, c.backbone, c.method) for c in self.cells if c.method in wanted})
 
     def runs(self, cell: Cell) -> bool:
-        """Whether the grid runs ``cell``: one of its cells, or the base method of a
-        post-hoc one (``full_ft`` is fitted for ``full_ft+ts`` even when not listed).
+        """Whether the grid runs ``cell``.
+
+        True for its cells and for the base method of a post-hoc one (``full_ft`` is
+        fitted for ``full_ft+ts`` even when not listed).
         """
         return cell in self.cells or any(
             c.base_method == cell.method
