@@ -115,7 +115,7 @@ def cmd_features(args) -> int:
 def cmd_fit(args) -> int:
     from bench.io import atomic_write_json, load_predictions, save_predictions
     from bench.methods import create_method, modifier_function, split_method_name
-    from bench.provenance import git_revision, host, package_versions
+    from bench.provenance import git_revision, host, package_versions, peak_rss_mb
 
     started = time.time()
     grid, cell = _cell_grid(args)
@@ -140,7 +140,7 @@ def cmd_fit(args) -> int:
             summary[modifier] = info
             _log(f"{modifier}: {info}")
         hardware = {"device": "cpu", "note": "post-hoc step on saved predictions (numpy)"}
-        memory = _peak_rss_mb()
+        memory = {"peak_rss_mb": peak_rss_mb()}
     else:
         # torch is imported only here: post-hoc jobs above run without it.
         from bench.engine import seed_everything
@@ -188,11 +188,6 @@ def cmd_fit(args) -> int:
     return 0
 
 
-def _peak_rss_mb() -> dict[str, float]:
-    import resource
-
-    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-
 
 def _require_features(path, loader):
     if not path:
@@ -203,7 +198,7 @@ def _require_features(path, loader):
 def cmd_ensemble(args) -> int:
     from bench.io import atomic_write_json, load_predictions, save_predictions
     from bench.methods.deep_ensemble import ensemble_predictions
-    from bench.provenance import git_revision, package_versions
+    from bench.provenance import git_revision, package_versions, peak_rss_mb
 
     started = time.time()
     members, classnames, runs = [], None, []
@@ -227,7 +222,7 @@ def cmd_ensemble(args) -> int:
             # An ensemble costs what its members cost together.
             "member_wall_seconds": sum(r["wall_seconds"] for r in runs),
             "hardware": {"device": "cpu", "note": "combines saved member predictions (numpy)"},
-            "memory": _peak_rss_mb(),
+            "memory": {"peak_rss_mb": peak_rss_mb()},
         },
         schema="run.schema.json",
     )

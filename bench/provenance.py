@@ -42,6 +42,13 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def host() -> dict[str, str]:
     """Host name, platform and the command line of this process."""
     return {

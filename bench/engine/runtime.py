@@ -92,10 +92,9 @@ class Engine:
 
     def peak_memory_mb(self) -> dict[str, float]:
         """Peak resident memory of this process and peak CUDA memory, in MB."""
-        import resource
+        from bench.provenance import peak_rss_mb
 
-        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        out = {"peak_rss_mb": rss_kb / 1024.0}
+        out = {"peak_rss_mb": peak_rss_mb()}
         if self.device.type == "cuda":
             out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
         return out
