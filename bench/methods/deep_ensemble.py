@@ -13,13 +13,9 @@ References:
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import log_softmax
 
 from bench.io import SplitPrediction
-
-
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def ensemble_predictions(members: list[dict[str, SplitPrediction]]) -> dict[str, SplitPrediction]:
@@ -41,7 +37,7 @@ def ensemble_predictions(members: list[dict[str, SplitPrediction]]) -> dict[str,
             if not np.array_equal(pred.labels, members[0][name].labels):
                 raise ValueError(f"ensemble member {index} has different labels on split {name!r}")
             samples.append(
-                _log_softmax(pred.values[None]) if pred.kind == "logits" else pred.values
+                log_softmax(pred.values[None], axis=-1) if pred.kind == "logits" else pred.values
             )
         first = members[0][name]
         out[name] = SplitPrediction(
