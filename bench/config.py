@@ -225,12 +225,6 @@ def _check_names(config: dict[str, Any]) -> None:
                         f"tasks.{task}.backbones[{i}] is {backbone}; use a clip_* backbone or "
                         "drop the method for this task"
                     )
-        for method in block["hparams"]:
-            if method != "*" and method not in METHODS:
-                valid = ", ".join(list_methods())
-                raise ConfigError(
-                    f"tasks.{task}.hparams.{method}: unknown method; valid: '*', {valid}"
-                )
     for method in config["ensembles"]:
         if method not in config["methods"]:
             raise ConfigError(f"ensembles: {method!r} is not in methods {config['methods']}")
@@ -246,14 +240,20 @@ def _check_names(config: dict[str, Any]) -> None:
 
 def _check_hparams(config: dict[str, Any]) -> None:
     config_dir = config["method_config_dir"]
-    sources = [(f"hparams.{m}", m, o) for m, o in config["hparams"].items()]
+    methods = ", ".join(list_methods())
+    # (key, method, overrides, valid method names for the error message)
+    sources = [
+        (f"hparams.{m}", m, o, f"valid choices: {methods}") for m, o in config["hparams"].items()
+    ]
     for task, block in config["tasks"].items():
         sources += [
-            (f"tasks.{task}.hparams.{m}", m, o) for m, o in block["hparams"].items() if m != "*"
+            (f"tasks.{task}.hparams.{m}", m, o, f"valid: '*', {methods}")
+            for m, o in block["hparams"].items()
+            if m != "*"
         ]
-    for key, method, overrides in sources:
+    for key, method, overrides, valid_methods in sources:
         if method not in METHODS:
-            raise ConfigError(f"{key}: unknown method; valid choices: {', '.join(list_methods())}")
+            raise ConfigError(f"{key}: unknown method; {valid_methods}")
         valid = method_defaults(method, config_dir)
         for name in overrides:
             if name not in valid:
