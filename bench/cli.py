@@ -188,7 +188,6 @@ def cmd_fit(args) -> int:
     return 0
 
 
-
 def _require_features(path, loader):
     if not path:
         raise ConfigError("this method reads the frozen-feature cache: pass --features PATH")
