@@ -42,7 +42,11 @@ def _engine(grid: Grid, threads: int | None):
 
     runtime = grid.config["runtime"]
     return Engine.create(
-        runtime["device"], runtime["precision"], threads, runtime["eval_batch_size"]
+        runtime["device"],
+        runtime["precision"],
+        threads,
+        runtime["eval_batch_size"],
+        data_workers=runtime.get("data_workers", 0),
     )
 
 

@@ -40,6 +40,17 @@ class Backbone(nn.Module):
     def forward(self, batch: Any) -> torch.Tensor:  # noqa: D102 - documented on the class
         raise NotImplementedError
 
+    def image_transform(self, train: bool):
+        """Decoder of image files for this backbone's input size (vision backbones).
+
+        Returns a small picklable :class:`bench.data.images.ImageTransform`, which
+        DataLoader workers run instead of :meth:`prepare` so the model is never copied
+        to them; :meth:`prepare` then only has to convert its uint8 output.
+        """
+        from bench.data.images import ImageTransform
+
+        return ImageTransform(int(self.image_size), train=train)
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups (towers, projections).
 
@@ -65,13 +76,18 @@ def to_device(batch: Any, device: torch.device) -> Any:
     raise TypeError(f"cannot move a {type(batch).__name__} to a device")
 
 
-def images_to_tensor(raw: np.ndarray) -> torch.Tensor:
+def images_to_tensor(raw, transform=None) -> torch.Tensor:
     """uint8 ``[B, H, W]`` or ``[B, H, W, 3]`` -> uint8 ``[B, C, H, W]`` (C = 1 or 3).
 
-    Only a view change on the host: resizing and normalisation happen on the device in
-    :func:`resize_to_rgb`, so the CPU never bottlenecks a GPU job and 4x fewer bytes
-    cross the bus than with float images.
+    Only a view change on the host for in-memory images: resizing and normalisation
+    happen on the device in :func:`resize_to_rgb`, so the CPU never bottlenecks a GPU
+    job and 4x fewer bytes cross the bus than with float images. Image files
+    (:class:`bench.data.images.ImageFiles`) are first decoded by ``transform``.
     """
+    if hasattr(raw, "subset"):  # ImageFiles: decode (usually done in a DataLoader worker)
+        if transform is None:
+            raise ValueError("image files need a transform to be decoded")
+        raw = transform(raw)
     raw = np.asarray(raw)
     if raw.dtype != np.uint8:
         raise ValueError(f"expected uint8 images, got {raw.dtype}")

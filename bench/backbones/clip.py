@@ -102,7 +102,7 @@ class OpenCLIPBackbone(Backbone):
     # --- the Backbone interface --------------------------------------------------------
 
     def prepare(self, raw: np.ndarray | Sequence[str], train: bool = False) -> torch.Tensor:
-        return images_to_tensor(raw)
+        return images_to_tensor(raw, self.image_transform(train))
 
     def normalize(self, batch: torch.Tensor) -> torch.Tensor:
         """uint8 images from :meth:`prepare` -> CLIP's normalised float input."""

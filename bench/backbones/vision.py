@@ -71,7 +71,7 @@ class EfficientNetLite0(Backbone):
         return self
 
     def prepare(self, raw: np.ndarray | Sequence[str], train: bool = False) -> torch.Tensor:
-        return images_to_tensor(raw)
+        return images_to_tensor(raw, self.image_transform(train))
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         images = resize_to_rgb(batch, self.image_size)
@@ -113,7 +113,7 @@ class TinyCNN(Backbone):
         )
 
     def prepare(self, raw: np.ndarray | Sequence[str], train: bool = False) -> torch.Tensor:
-        return images_to_tensor(raw)
+        return images_to_tensor(raw, self.image_transform(train))
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.net(resize_to_rgb(batch, self.image_size) / 255.0 - 0.5)

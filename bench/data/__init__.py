@@ -13,7 +13,8 @@ the expected and the found count, instead of silently producing a smaller benchm
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,4 +83,82 @@ def check_nonempty(task: str, split: str, size: int, cause: str) -> None:
         raise ValueError(f"task {task!r}: split {split!r} is empty: {cause}")
 
 
-__all__ = ["DataCountError", "check_bool", "check_count", "check_nonempty", "resolve_options"]
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One file or folder a task reads, with the size of the complete published copy.
+
+    Attributes:
+        path: File or folder.
+        what: Noun for its records ("images", "queries", "classes", "file").
+        expected: Records in the complete copy; None checks existence only.
+        count: Counts the records at ``path`` (cheap: list folders, count lines; never
+            decode images); None checks existence only.
+        source: Where ``expected`` comes from (paper table, dataset README).
+    """
+
+    path: Path
+    what: str
+    expected: int | None = None
+    count: Callable[[Path], int] | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ManifestCheck:
+    """Outcome of checking one :class:`ManifestEntry` against a user's copy.
+
+    Attributes:
+        entry: The entry checked.
+        status: ``ok``, ``missing`` or ``wrong_count``.
+        found: Records counted (None when missing or not counted).
+    """
+
+    entry: ManifestEntry
+    status: str
+    found: int | None = None
+
+    def describe(self) -> str:
+        """One line for ``python -m bench data check``."""
+        entry = self.entry
+        expected = "" if entry.expected is None else f"{entry.expected} {entry.what}"
+        if self.status == "missing":
+            return f"MISSING      {entry.path}" + (f"  (needs {expected})" if expected else "")
+        if self.status == "wrong_count":
+            return (
+                f"WRONG COUNT  {entry.path}: found {self.found} {entry.what}, expected "
+                f"{entry.expected} ({entry.source})"
+            )
+        found = "" if self.found is None else f"  {self.found} {entry.what}"
+        return f"ok           {entry.path}{found}"
+
+
+def check_manifest(entries: list[ManifestEntry]) -> list[ManifestCheck]:
+    """Checks each entry's existence and, where it has one, its record count."""
+    checks = []
+    for entry in entries:
+        if not Path(entry.path).exists():
+            checks.append(ManifestCheck(entry, "missing"))
+            continue
+        found = entry.count(Path(entry.path)) if entry.count is not None else None
+        wrong = entry.expected is not None and found is not None and found != entry.expected
+        checks.append(ManifestCheck(entry, "wrong_count" if wrong else "ok", found))
+    return checks
+
+
+def count_lines(path: Path) -> int:
+    """Non-empty lines of a text file."""
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+__all__ = [
+    "DataCountError",
+    "ManifestCheck",
+    "ManifestEntry",
+    "check_manifest",
+    "count_lines",
+    "check_bool",
+    "check_count",
+    "check_nonempty",
+    "resolve_options",
+]

@@ -89,10 +89,56 @@ def length_grouped_batches(
 
 
 def take(inputs, index: np.ndarray):
-    """Selects rows of an array or items of a list."""
+    """Selects rows of an array, images of an ImageFiles, or items of a list."""
     if isinstance(inputs, np.ndarray):
         return inputs[index]
+    if hasattr(inputs, "subset"):
+        return inputs.subset(index)
     return [inputs[i] for i in index]
+
+
+def is_text(inputs) -> bool:
+    """Whether split inputs are texts (a list of strings) rather than images."""
+    return isinstance(inputs, list)
+
+
+class _DecodedBatches(torch.utils.data.Dataset):
+    """Batch ``i`` = ``transform(inputs[batches[i]])``: image decoding in DataLoader workers."""
+
+    def __init__(self, inputs, batches: list[np.ndarray], transform):
+        self.inputs, self.batches, self.transform = inputs, batches, transform
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.transform(self.inputs.subset(self.batches[i]))
+
+
+def prepared_batches(
+    backbone: Backbone, inputs, batches, train: bool, engine: Engine
+) -> Iterator[tuple[np.ndarray, object]]:
+    """Yields ``(index, model input on the device)`` for each index array in ``batches``.
+
+    Image files are decoded by ``engine.data_workers`` DataLoader processes (pinned
+    memory, two batches prefetched per worker) when it is above 0, so JPEG decoding
+    overlaps the GPU's work; everything else is prepared in this process.
+    """
+    if hasattr(inputs, "subset") and engine.data_workers > 0:
+        batches = list(batches)
+        loader = torch.utils.data.DataLoader(
+            _DecodedBatches(inputs, batches, backbone.image_transform(train)),
+            batch_size=None,
+            shuffle=False,
+            num_workers=engine.data_workers,
+            pin_memory=engine.device.type == "cuda",
+            persistent_workers=False,
+        )
+        for index, decoded in zip(batches, loader, strict=True):
+            yield index, to_device(backbone.prepare(decoded.numpy(), train=train), engine.device)
+        return
+    for index in batches:
+        yield index, to_device(backbone.prepare(take(inputs, index), train=train), engine.device)
 
 
 def cosine_with_warmup(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
@@ -158,9 +204,7 @@ def train_classifier(
         optimizer, cosine_with_warmup(total_steps, cfg.warmup_fraction)
     )
     labels_all = torch.from_numpy(np.asarray(train.labels, dtype=np.int64))
-    text_lengths = (
-        None if isinstance(train.inputs, np.ndarray) else np.array([len(t) for t in train.inputs])
-    )
+    text_lengths = np.array([len(t) for t in train.inputs]) if is_text(train.inputs) else None
     model.train()
     step = 0
     running = torch.zeros((), device=engine.device)
@@ -175,12 +219,9 @@ def train_classifier(
             batches = index_batches(len(train), cfg.batch_size, True, generator, drop_last=True)
         else:
             batches = length_grouped_batches(text_lengths, cfg.batch_size, generator)
-        for index in batches:
-            if step >= total_steps:
-                break
-            batch = to_device(
-                model.backbone.prepare(take(train.inputs, index), train=True), engine.device
-            )
+        # Never more batches than steps left, so decoding workers do no wasted work.
+        batches = list(batches)[: total_steps - step]
+        for index, batch in prepared_batches(model.backbone, train.inputs, batches, True, engine):
             labels = labels_all[index].to(engine.device, non_blocking=True)
             with engine.autocast():
                 logits = model(batch)
@@ -218,14 +259,13 @@ def encode_split(fn: Callable, backbone: Backbone, split: Split, engine: Engine)
     so a batch pads to similar lengths instead of to the split's longest text.
     """
     was_training = backbone.training
-    if isinstance(split.inputs, np.ndarray):
-        order = np.arange(len(split))
-    else:
+    if is_text(split.inputs):
         order = np.argsort([len(t) for t in split.inputs], kind="stable")
+    else:
+        order = np.arange(len(split))
     outputs = []
-    for index in index_batches(len(split), engine.eval_batch_size, False, None):
-        rows = order[index]
-        batch = to_device(backbone.prepare(take(split.inputs, rows), train=False), engine.device)
+    batches = [order[i] for i in index_batches(len(split), engine.eval_batch_size, False, None)]
+    for _, batch in prepared_batches(backbone, split.inputs, batches, False, engine):
         with engine.autocast():
             outputs.append(fn(batch).float())
     backbone.train(was_training)

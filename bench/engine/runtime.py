@@ -38,11 +38,13 @@ class Engine:
         precision: ``bf16`` (autocast on CUDA) or ``fp32``.
         eval_batch_size: Batch size for feature extraction and prediction.
         log_every: Training steps between progress lines (progress costs a host sync).
+        data_workers: DataLoader processes decoding image files (0: in this process).
     """
 
     device: torch.device
     precision: str = "fp32"
     eval_batch_size: int = 256
+    data_workers: int = 0
     log_every: int = 50
     started: float = field(default_factory=time.perf_counter)
 
@@ -53,6 +55,7 @@ class Engine:
         precision: str = "auto",
         threads: int | None = None,
         eval_batch_size: int = 256,
+        data_workers: int = 0,
     ) -> Engine:
         """Resolves ``auto`` settings: CUDA if available, bf16 autocast on CUDA only.
 
@@ -62,6 +65,7 @@ class Engine:
             threads: CPU threads for torch (defaults to the job's allotted cores,
                 ``SLURM_CPUS_PER_TASK`` / Snakemake ``threads``, else torch's default).
             eval_batch_size: Batch size for inference.
+            data_workers: DataLoader processes decoding image files.
         """
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -77,7 +81,12 @@ class Engine:
         if resolved.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        return cls(device=resolved, precision=precision, eval_batch_size=eval_batch_size)
+        return cls(
+            device=resolved,
+            precision=precision,
+            eval_batch_size=eval_batch_size,
+            data_workers=int(data_workers),
+        )
 
     def autocast(self):
         """Mixed-precision context: bf16 autocast on CUDA, a no-op otherwise."""

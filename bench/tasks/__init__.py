@@ -13,6 +13,7 @@ while Snakemake builds the DAG.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,9 @@ from bench.tasks.base import OOD_LABEL, Split, SplitInfo, TaskData
 
 TASKS: Registry = Registry("task")
 
-# Modules that register tasks on import; imported lazily so that ``bench.tasks`` stays light.
-_TASK_MODULES = (
-    "bench.tasks.fmnist",
-    "bench.tasks.wordnet_supersense",
-    "bench.tasks.clinc150",
-    "bench.tasks.sst2",
-)
+# Every module of this package except ``base`` registers tasks on import; they are
+# imported on first use so that ``import bench.tasks`` stays light.
+_NOT_TASK_MODULES = {"base"}
 
 
 @dataclass(frozen=True)
@@ -73,16 +70,39 @@ class SizeLimits:
     data_seed: int = 0
 
 
-def register_task(name: str, *, modality: str, description: str, required_files):
-    """Registers a task builder (see module docstring)."""
+def register_task(
+    name: str,
+    *,
+    modality: str,
+    description: str,
+    required_files,
+    manifest=None,
+):
+    """Registers a task builder (see module docstring).
+
+    Args:
+        name: Task name (snake_case, safe as a Snakemake wildcard).
+        modality: ``vision`` or ``text``.
+        description: One line for ``python -m bench list tasks``.
+        required_files: ``(paths, **options) -> [Path]``: files and folders that must
+            exist; cheap, called while Snakemake builds the DAG.
+        manifest: ``(paths, **options) -> [ManifestEntry]``: what a complete copy holds,
+            checked by ``python -m bench data check``; defaults to ``required_files``
+            with existence checks only.
+    """
     return TASKS.register(
-        name, modality=modality, description=description, required_files=required_files
+        name,
+        modality=modality,
+        description=description,
+        required_files=required_files,
+        manifest=manifest,
     )
 
 
 def _import_all() -> None:
-    for module in _TASK_MODULES:
-        importlib.import_module(module)
+    for module in pkgutil.iter_modules(__path__):
+        if module.name not in _NOT_TASK_MODULES and not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
 
 
 def list_tasks(pattern: str = "*") -> list[str]:
@@ -101,6 +121,16 @@ def missing_task_files(name: str, paths: DataPaths, **options: Any) -> list[Path
     """Files the task needs that do not exist (empty when the data is complete)."""
     required = task_metadata(name)["required_files"](paths, **options)
     return [Path(p) for p in required if not Path(p).exists()]
+
+
+def task_manifest(name: str, paths: DataPaths, **options: Any):
+    """The :class:`bench.data.ManifestEntry` list of a task with these options."""
+    from bench.data import ManifestEntry
+
+    meta = task_metadata(name)
+    if meta["manifest"] is not None:
+        return meta["manifest"](paths, **options)
+    return [ManifestEntry(Path(p), "file") for p in meta["required_files"](paths, **options)]
 
 
 def create_task(
@@ -139,5 +169,6 @@ __all__ = [
     "list_tasks",
     "missing_task_files",
     "register_task",
+    "task_manifest",
     "task_metadata",
 ]

@@ -8,12 +8,23 @@ A task is built from its config and a data root. Every evaluation split carries 
 * ``ood``: semantically new inputs (labels are ``-1``); scored against the id split
   with OOD detection metrics;
 * ``train`` and ``val`` are used for fitting and post-hoc calibration.
+
+Two optional fields of :class:`SplitInfo` describe splits whose label space is not the
+task's own:
+
+* ``label_map`` (ImageNet-R/A's 200 classes, ObjectNet's 113): evaluation class ``k``
+  is the union of task classes ``label_map[k]``; labels index the evaluation classes.
+  Models still predict all task classes; scoring restricts (and for ObjectNet pools)
+  the predictions before any metric (:func:`restrict_scores`).
+* ``classnames`` without ``label_map`` (the *new* classes of base-to-new transfer): the
+  split's labels index these names, which the model never saw. Only open-vocabulary
+  methods (zero-shot heads, prompt learners) can predict it; the others skip it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -32,12 +43,33 @@ class SplitInfo:
         kind: How the split is used and scored (see module docstring).
         family: Shift or OOD source (``gaussian_noise``, ``mr``, ``heldout``) or None.
         severity: Shift severity (1 = mildest) for graded corruptions, else None.
+        classnames: Names of the evaluation classes when they are not the task's.
+        label_map: Task classes making up each evaluation class (see module docstring).
     """
 
     name: str
     kind: SplitKind
     family: str | None = None
     severity: int | None = None
+    classnames: tuple[str, ...] | None = None
+    label_map: tuple[tuple[int, ...], ...] | None = None
+
+    def __post_init__(self) -> None:
+        # JSON round trips turn tuples into lists; keep the frozen record hashable.
+        if self.classnames is not None:
+            object.__setattr__(self, "classnames", tuple(self.classnames))
+        if self.label_map is not None:
+            object.__setattr__(self, "label_map", tuple(tuple(g) for g in self.label_map))
+            if self.classnames is not None and len(self.classnames) != len(self.label_map):
+                raise ValueError(
+                    f"split {self.name!r}: {len(self.classnames)} classnames but "
+                    f"{len(self.label_map)} label_map groups"
+                )
+
+    @property
+    def open_vocabulary(self) -> bool:
+        """Whether predicting the split needs class names the model was not trained on."""
+        return self.classnames is not None and self.label_map is None
 
 
 @dataclass
@@ -46,7 +78,8 @@ class Split:
 
     Attributes:
         info: Static description.
-        inputs: ``uint8`` images ``[N, H, W]`` (grey) or ``[N, H, W, 3]`` for vision;
+        inputs: ``uint8`` images ``[N, H, W]`` (grey) or ``[N, H, W, 3]``, or
+            :class:`bench.data.images.ImageFiles` (decoded batch by batch) for vision;
             a list of ``N`` strings for text.
         labels: ``int64 [N]`` class indices into the task's class names, ``-1`` for OOD.
     """
@@ -76,6 +109,8 @@ class TaskData:
         splits: Every split by name; must include ``train``, ``val`` and one ``id`` split.
         templates: Prompt templates with a ``{}`` for the class name (vision-language
             methods); may be empty for text tasks.
+        context: Unlabelled inputs unlike the training data, for methods that
+            regularise predictions on "context" points (UAP); None when the task has none.
     """
 
     name: str
@@ -83,6 +118,7 @@ class TaskData:
     classnames: list[str]
     splits: dict[str, Split]
     templates: list[str] = field(default_factory=list)
+    context: Any = None
 
     @property
     def num_classes(self) -> int:
@@ -98,3 +134,32 @@ class TaskData:
         if len(names) != 1:
             raise ValueError(f"task {self.name!r} must have exactly one id split, has {names}")
         return names[0]
+
+
+def restrict_scores(values: np.ndarray, label_map, kind: str) -> np.ndarray:
+    """Restricts task-class scores to a split's evaluation classes.
+
+    Each evaluation class gets the log-sum-exp of its task classes' scores, so with
+    one task class per group (ImageNet-R/A) this is column selection, and softmax of
+    the result is the model's distribution renormalised over the evaluation classes;
+    with several (ObjectNet) their probabilities add up.
+
+    Args:
+        values: ``[..., C]`` logits or log-probabilities over the task classes.
+        label_map: One tuple of task-class indices per evaluation class.
+        kind: ``logits`` or ``logprobs``; log-probabilities are renormalised so that
+            each Monte Carlo sample stays a distribution.
+
+    Returns:
+        ``[..., K]`` scores over the ``K`` evaluation classes, float32.
+    """
+    from scipy.special import logsumexp
+
+    values = np.asarray(values, dtype=np.float64)
+    if all(len(group) == 1 for group in label_map):
+        out = values[..., [group[0] for group in label_map]]
+    else:
+        out = np.stack([logsumexp(values[..., list(group)], axis=-1) for group in label_map], -1)
+    if kind == "logprobs":
+        out = out - logsumexp(out, axis=-1, keepdims=True)
+    return out.astype(np.float32)
