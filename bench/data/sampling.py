@@ -143,3 +143,30 @@ def stratified_split(
     return [
         np.sort(np.concatenate(p)).astype(np.int64) if p else np.zeros(0, np.int64) for p in parts
     ]
+
+
+def per_class_indices(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Returns up to ``per_class`` indices of every class, drawn without replacement.
+
+    The k-shot draw of few-shot learning (CoOp / Dassl's ``generate_fewshot_dataset``):
+    a class with fewer than ``per_class`` examples keeps all of them.
+
+    Args:
+        labels: ``[N]`` integer labels.
+        per_class: Examples kept per class (>= 1).
+        seed: Sampling seed.
+
+    Returns:
+        Sorted ``int64`` indices into ``labels``.
+    """
+    if per_class < 1:
+        raise ValueError(f"per_class must be >= 1, got {per_class}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        chosen.append(members[rng.permutation(len(members))[:per_class]])
+    if not chosen:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate(chosen)).astype(np.int64)

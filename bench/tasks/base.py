@@ -7,6 +7,8 @@ A task is built from its config and a data root. Every evaluation split carries 
 * ``shift``: covariate / domain shift with the same label space (same metrics as id);
 * ``ood``: semantically new inputs (labels are ``-1``); scored against the id split
   with OOD detection metrics;
+* ``new``: test images of classes held out from training (base-to-new transfer),
+  labelled over their own class names; classification metrics like ``id``;
 * ``train`` and ``val`` are used for fitting and post-hoc calibration.
 
 Two optional fields of :class:`SplitInfo` describe splits whose label space is not the
@@ -23,12 +25,12 @@ task's own:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
-SplitKind = Literal["train", "val", "id", "shift", "ood"]
+SplitKind = Literal["train", "val", "id", "shift", "ood", "new"]
 Modality = Literal["vision", "text"]
 
 OOD_LABEL = -1
@@ -98,6 +100,35 @@ class Split:
         return len(self.labels)
 
 
+@dataclass(frozen=True)
+class FewShot:
+    """How a few-shot task draws its training (and validation) examples per seed.
+
+    The task's ``train`` and ``val`` splits are the pools; each training seed of the
+    grid draws its own ``shots`` examples per class from them (CoOp's protocol: the
+    seed picks both the shots and the training randomness), so seeds differ in data,
+    as in the papers' few-shot tables.
+
+    Attributes:
+        shots: Training examples per class (a class with fewer keeps all of them).
+        val_shots: Validation examples per class (CoOp: ``min(shots, 4)``).
+        data_seed: Base seed combined with the training seed.
+    """
+
+    shots: int
+    val_shots: int
+    data_seed: int = 0
+
+    def indices(self, labels: np.ndarray, seed: int, split: str, task: str) -> np.ndarray:
+        """Sorted indices of the examples split ``split`` keeps for training seed ``seed``."""
+        from bench.data.sampling import derive_seed, per_class_indices
+
+        per_class = self.shots if split == "train" else self.val_shots
+        return per_class_indices(
+            labels, per_class, derive_seed(self.data_seed, task, "shots", split, seed)
+        )
+
+
 @dataclass
 class TaskData:
     """A built task.
@@ -111,6 +142,7 @@ class TaskData:
             methods); may be empty for text tasks.
         context: Unlabelled inputs unlike the training data, for methods that
             regularise predictions on "context" points (UAP); None when the task has none.
+        few_shot: Per-seed draw of the training examples; None trains on all of ``train``.
     """
 
     name: str
@@ -119,6 +151,18 @@ class TaskData:
     splits: dict[str, Split]
     templates: list[str] = field(default_factory=list)
     context: Any = None
+    few_shot: FewShot | None = None
+
+    def for_seed(self, seed: int) -> TaskData:
+        """The task as training seed ``seed`` sees it (few-shot draw applied)."""
+        if self.few_shot is None:
+            return self
+        splits = dict(self.splits)
+        for name in ("train", "val"):
+            split = splits[name]
+            keep = self.few_shot.indices(split.labels, seed, name, self.name)
+            splits[name] = Split(split.info, _take(split.inputs, keep), split.labels[keep])
+        return replace(self, splits=splits)
 
     @property
     def num_classes(self) -> int:
@@ -134,6 +178,14 @@ class TaskData:
         if len(names) != 1:
             raise ValueError(f"task {self.name!r} must have exactly one id split, has {names}")
         return names[0]
+
+
+def _take(inputs, index: np.ndarray):
+    if isinstance(inputs, np.ndarray):
+        return inputs[index]
+    if hasattr(inputs, "subset"):
+        return inputs.subset(index)
+    return [inputs[i] for i in index]
 
 
 def restrict_scores(values: np.ndarray, label_map, kind: str) -> np.ndarray:
