@@ -61,16 +61,19 @@ def test_clip_interface_and_deterministic_zero_shot_head(name):
     classnames, templates = ["cat", "dog", "truck"], ["a photo of a {}.", "a drawing of a {}."]
     first = backbone.zero_shot_weights(classnames, templates)
     again = backbone.zero_shot_weights(classnames, templates)
-    assert first.shape == (3, backbone.feature_dim)
     assert torch.equal(first, again)
     torch.testing.assert_close(first.norm(dim=-1), torch.ones(3))
     tokens = backbone.tokenize(["a photo of a cat."])
+    batch = backbone.prepare(raw_batch("vision"))
     with torch.no_grad():
         text = backbone.encode_text(tokens)
-        image = backbone.encode_image(backbone.normalize(backbone.prepare(raw_batch("vision"))))
-    assert text.shape[-1] == image.shape[-1] == backbone.feature_dim
+        image = backbone.encode_image(batch)
+        # The feature cache stores forward(); project_image maps it to the joint space.
+        torch.testing.assert_close(backbone.project_image(backbone(batch)), image)
+    assert first.shape[1] == text.shape[-1] == image.shape[-1]
     assert backbone.logit_scale.numel() == 1
     assert set(backbone.parameter_groups()) >= {"visual", "text", "logit_scale"}
+    assert set(backbone.preprocess) == {"train", "eval"}
 
 
 def test_text_eval_in_length_order_matches_input_order():
@@ -86,3 +89,79 @@ def test_text_eval_in_length_order_matches_input_order():
     with torch.no_grad():
         one_by_one = np.concatenate([backbone(backbone.prepare([t])).numpy() for t in texts])
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+
+
+CLIP_NAMES = [n for n in list_backbones("clip_*") if n != "clip_tiny.random"]
+
+
+def test_clip_catalog_covers_the_issue_architectures_and_tags():
+    from bench.backbones import CLIP_WEIGHTS
+
+    assert {"ViT-B-32", "ViT-B-16", "ViT-L-14", "RN50"} <= {a for a, _ in CLIP_WEIGHTS.values()}
+    assert {"clip_vit_b16.openai", "clip_vit_b32.laion2b_s34b_b79k", "clip_rn50.openai"} <= set(
+        CLIP_NAMES
+    )
+
+
+@pytest.mark.parametrize("name", CLIP_NAMES)
+def test_every_clip_tag_is_known_to_open_clip(name):
+    """Each registered (arch, tag) exists in open_clip's table, so only the download is
+    missing offline, and the tag's preprocessing and activation are what we use."""
+    import open_clip
+
+    defaults = backbone_metadata(name)["defaults"]
+    cfg = open_clip.get_pretrained_cfg(defaults["arch"], defaults["pretrained"])
+    assert cfg, f"open_clip does not know {defaults}"
+    # OpenAI's checkpoints were trained with QuickGELU: building them without it is wrong.
+    if defaults["pretrained"] == "openai":
+        assert cfg.get("quick_gelu") is True
+
+
+def test_clip_weights_settings_follow_the_tag():
+    """ViT-L/14 LAION-2B normalises with 0.5/0.5 and GELU; OpenAI tags with CLIP's mean/std
+    and QuickGELU. Random weights, so this runs offline."""
+    laion = create_backbone("clip_vit_b32.laion2b_s34b_b79k", random_init=True)
+    openai = create_backbone("clip_rn50.openai", random_init=True)
+    assert openai.quick_gelu and not laion.quick_gelu
+    assert openai.mean == pytest.approx((0.48145466, 0.4578275, 0.40821073))
+    import open_clip
+
+    l14 = open_clip.get_pretrained_cfg("ViT-L-14", "laion2b_s32b_b82k")
+    assert tuple(l14["mean"]) == (0.5, 0.5, 0.5)  # what OpenCLIPBackbone reads
+
+
+@pytest.mark.parametrize(
+    ("name", "dim"), [("clip_vit_b32.openai", 512), ("clip_rn50.openai", 1024)]
+)
+def test_real_clip_architectures_build_with_random_weights(name, dim):
+    backbone = create_backbone(name, random_init=True).eval()
+    assert backbone.image_size == 224 and backbone.feature_dim == dim
+    batch = backbone.prepare(np.random.default_rng(0).integers(0, 256, (2, 40, 50, 3), np.uint8))
+    with torch.no_grad():
+        image = backbone.encode_image(batch)
+        text = backbone.encode_text(backbone.tokenize(["a photo of a dog."]))
+    assert image.shape == (2, dim) and text.shape == (1, dim)
+    groups = backbone.parameter_groups()
+    assert all(groups[g] for g in ("visual", "visual_projection", "text", "text_projection"))
+    grouped = {id(p) for params in groups.values() for p in params}
+    assert grouped == {id(p) for p in backbone.parameters()}
+
+
+def test_clip_local_checkpoint_and_unknown_tag_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="weights_path"):
+        create_backbone("clip_vit_b32.openai", weights_path=str(tmp_path / "missing.pt"))
+    from bench.backbones.clip import OpenCLIPBackbone
+
+    with pytest.raises(ValueError, match="valid tags: .*openai"):
+        OpenCLIPBackbone("ViT-B-32", "no_such_tag")
+
+
+def test_clip_local_checkpoint_loads(tmp_path):
+    """weights_path loads a saved state dict into the same architecture."""
+    model = create_backbone("clip_tiny.random")
+    with torch.no_grad():
+        model.model.logit_scale.fill_(1.234)
+    path = tmp_path / "tiny.pt"
+    torch.save(model.model.state_dict(), path)
+    loaded = create_backbone("clip_tiny.random", weights_path=str(path))
+    assert float(loaded.logit_scale) == pytest.approx(1.234)

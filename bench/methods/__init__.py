@@ -5,7 +5,9 @@ Like the backbones, methods are registered in this torch-free table pointing at
 
 * ``uses_features``: the fit job reads the shared frozen-feature cache;
 * ``uses_backbone``: the fit job builds the backbone and reads raw task inputs;
-* ``vision_language``: the method needs a backbone with the CLIP interface.
+* ``vision_language``: the method needs a backbone with the CLIP interface;
+* ``open_vocabulary``: the method can predict classes named only at test time (the
+  *new* classes of base-to-new transfer); the others never see those splits.
 
 Post-hoc *modifiers* (``+ts``) apply to any method's saved predictions; a grid names
 them as ``<method>+<modifier>``, e.g. ``full_ft+ts``.
@@ -34,6 +36,7 @@ def register_method(
     uses_features: bool = False,
     uses_backbone: bool = True,
     vision_language: bool = False,
+    open_vocabulary: bool = False,
 ) -> None:
     """Registers a method class given as ``"module:Class"`` (see module docstring)."""
     METHODS.register(
@@ -42,6 +45,7 @@ def register_method(
         uses_features=uses_features,
         uses_backbone=uses_backbone,
         vision_language=vision_language,
+        open_vocabulary=open_vocabulary,
     )(target)
 
 
@@ -126,6 +130,14 @@ register_method(
     "bench.methods.lp_ft:LinearProbeThenFineTune",
     description="linear probe on frozen features, then full fine-tuning from that head",
     uses_features=True,
+)
+register_method(
+    "zero_shot",
+    "bench.methods.zero_shot:ZeroShot",
+    description="zero-shot head from prompt-ensembled class-name embeddings (no training)",
+    uses_features=True,
+    vision_language=True,
+    open_vocabulary=True,
 )
 register_modifier(
     "ts",

@@ -56,6 +56,18 @@ class FitContext:
         return self._cache["features"]
 
 
+def closed_vocabulary_view(data):
+    """A task or feature set without its open-vocabulary splits (base-to-new *new*).
+
+    A method with a fixed classifier head cannot name classes it never saw; it gets
+    this view, and its predictions file simply has no such split.
+    """
+    splits = {n: s for n, s in data.splits.items() if not s.info.open_vocabulary}
+    if len(splits) == len(data.splits):
+        return data
+    return dataclasses.replace(data, splits=splits)
+
+
 class Method:
     """Base class: built from a hyperparameter dataclass, ``run`` fits and predicts.
 

@@ -6,8 +6,11 @@ Layout of metrics.json::
      "splits": {"<split>": {"kind": "id|shift|val|ood", "family": ..., "severity": ...,
                             "n": N, "metrics": {"cls/acc": 0.91, ...}}}}
 
-``id``, ``shift`` and ``val`` splits get classification, calibration and selective
-metrics; each ``ood`` split gets OOD-detection metrics against the ``id`` split.
+``id``, ``shift``, ``new`` and ``val`` splits get classification, calibration and
+selective metrics; each ``ood`` split gets OOD-detection metrics against the ``id`` split.
+Splits with a ``label_map`` (ImageNet-R/A, ObjectNet) are scored on their evaluation
+classes: the predictions are restricted (:func:`bench.tasks.base.restrict_scores`)
+before any metric.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from bench.io import load_predictions
 def score_predictions_file(path: Path) -> dict[str, dict[str, Any]]:
     """Scores every split of a predictions.npz (see module docstring)."""
     from bench.metrics import score_ood, score_predictions
+    from bench.tasks.base import restrict_scores
 
     predictions, _ = load_predictions(path)
     id_names = [n for n, p in predictions.items() if p.info.kind == "id"]
@@ -33,7 +37,10 @@ def score_predictions_file(path: Path) -> dict[str, dict[str, Any]]:
         if pred.info.kind == "ood":
             metrics = score_ood(id_pred.values, pred.values, pred.kind)
         else:
-            metrics = score_predictions(pred.values, pred.labels, pred.kind)
+            values = pred.values
+            if pred.info.label_map is not None:
+                values = restrict_scores(values, pred.info.label_map, pred.kind)
+            metrics = score_predictions(values, pred.labels, pred.kind)
         out[name] = {
             "kind": pred.info.kind,
             "family": pred.info.family,
