@@ -198,6 +198,23 @@ def test_shots_drawn_per_seed(paths):
     assert eight.few_shot.val_shots == 4
 
 
+def test_base_to_new_splits_classes_and_drops_shifts(paths):
+    full = create_task("imagenet", paths, **FIXTURE)
+    task = create_task("imagenet", paths, base_to_new=True, shots=1, **FIXTURE)
+    num_base = -(-len(TASK_CLASSES) // 2)  # ceil: the base half gets the odd class
+    assert task.classnames == full.classnames[:num_base]
+    assert set(task.splits) == {"train", "val", "test", "test_new"}
+    new = task.splits["test_new"]
+    assert new.info.kind == "new" and new.info.open_vocabulary
+    assert list(new.info.classnames) == full.classnames[num_base:]
+    assert set(new.labels) == set(range(len(TASK_CLASSES) - num_base))
+    assert set(task.splits["test"].labels) == set(range(num_base))
+    full_test = full.splits["test"]
+    assert len(task.splits["test"]) + len(new) == len(full_test)
+    seeded = task.for_seed(0)
+    assert set(seeded.splits["train"].labels) == set(range(num_base))
+
+
 def test_transform_decodes_a_batch(task):
     batch = ImageTransform(32)(task.splits["train"].inputs.subset(np.arange(4)))
     assert batch.shape == (4, 32, 32, 3) and batch.dtype == np.uint8

@@ -109,13 +109,15 @@ class ManifestCheck:
 
     Attributes:
         entry: The entry checked.
-        status: ``ok``, ``missing`` or ``wrong_count``.
+        status: ``ok``, ``missing``, ``wrong_count`` or ``unreadable``.
         found: Records counted (None when missing or not counted).
+        error: Why counting failed (``unreadable`` only).
     """
 
     entry: ManifestEntry
     status: str
     found: int | None = None
+    error: str = ""
 
     def describe(self) -> str:
         """One line for ``python -m bench data check``."""
@@ -123,6 +125,8 @@ class ManifestCheck:
         expected = "" if entry.expected is None else f"{entry.expected} {entry.what}"
         if self.status == "missing":
             return f"MISSING      {entry.path}" + (f"  (needs {expected})" if expected else "")
+        if self.status == "unreadable":
+            return f"UNREADABLE   {entry.path}: {self.error}"
         if self.status == "wrong_count":
             return (
                 f"WRONG COUNT  {entry.path}: found {self.found} {entry.what}, expected "
@@ -139,7 +143,11 @@ def check_manifest(entries: list[ManifestEntry]) -> list[ManifestCheck]:
         if not Path(entry.path).exists():
             checks.append(ManifestCheck(entry, "missing"))
             continue
-        found = entry.count(Path(entry.path)) if entry.count is not None else None
+        try:
+            found = entry.count(Path(entry.path)) if entry.count is not None else None
+        except (OSError, ValueError, EOFError) as error:  # a damaged file: report, go on
+            checks.append(ManifestCheck(entry, "unreadable", error=str(error)))
+            continue
         wrong = entry.expected is not None and found is not None and found != entry.expected
         checks.append(ManifestCheck(entry, "wrong_count" if wrong else "ok", found))
     return checks

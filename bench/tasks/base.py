@@ -180,6 +180,34 @@ class TaskData:
         return names[0]
 
 
+def base_to_new(task: TaskData) -> TaskData:
+    """CoCoOp's base-to-new protocol applied to a built task.
+
+    Base classes are the first ``ceil(C / 2)`` class indices, new ones the rest
+    (``subsample_classes`` in CoOp's dataset code). ``train``, ``val`` and the id split
+    keep base-class examples; the id split's new-class examples become ``test_new``
+    (kind ``new``), labelled ``0..`` over the new class names. Shift and OOD splits are
+    dropped: the protocol scores base and new accuracy (and their harmonic mean) only.
+    """
+    num_base = -(-task.num_classes // 2)
+    id_name = task.id_split()
+    splits: dict[str, Split] = {}
+    for name, split in task.splits.items():
+        if split.info.kind not in ("train", "val", "id"):
+            continue
+        base = np.flatnonzero(split.labels < num_base)
+        splits[name] = Split(split.info, _take(split.inputs, base), split.labels[base])
+    test = task.splits[id_name]
+    new = np.flatnonzero(test.labels >= num_base)
+    new_names = tuple(task.classnames[num_base:])
+    splits[f"{id_name}_new"] = Split(
+        SplitInfo(f"{id_name}_new", "new", classnames=new_names),
+        _take(test.inputs, new),
+        test.labels[new] - num_base,
+    )
+    return replace(task, classnames=list(task.classnames[:num_base]), splits=splits)
+
+
 def _take(inputs, index: np.ndarray):
     if isinstance(inputs, np.ndarray):
         return inputs[index]

@@ -37,6 +37,11 @@ Few-shot (option ``shots``): with an integer ``k`` the task carries
 from ``train`` and ``min(k, 4)`` from ``val`` (CoOp's protocol; CoOp's own ImageNet
 loader validates on the test set, which this benchmark never does).
 
+Base-to-new (option ``base_to_new``): CoCoOp's protocol via
+:func:`bench.tasks.base.base_to_new`: train, val and ``test`` keep the first 500
+classes; ``test_new`` holds the other 500 classes' test images over their own names;
+no shift folder is read.
+
 Trimmed copies (``verify_counts=False``, used by the tests): the task's classes are the
 wnids present in ImageNet train, in ImageNet order; ``test`` and ``shift_v2`` /
 ``shift_sketch`` keep the images of those classes; ImageNet-R / -A evaluation classes
@@ -57,7 +62,7 @@ from bench.data import imagenet as data
 from bench.data.images import count_images
 from bench.data.sampling import derive_seed, per_class_indices, stratified_indices
 from bench.tasks import DataPaths, SizeLimits, register_task
-from bench.tasks.base import FewShot, Split, SplitInfo, TaskData
+from bench.tasks.base import FewShot, Split, SplitInfo, TaskData, base_to_new
 
 NAME = "imagenet"
 
@@ -85,6 +90,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "objectnet_dir": None,
     "shifts": list(SHIFTS),
     "shots": None,
+    "base_to_new": False,
     "val_per_class": 10,
     "verify_counts": True,
 }
@@ -109,6 +115,9 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
             f"{', '.join(SHIFTS)}; got {list(shifts)!r}"
         )
     opts["shifts"] = list(shifts)
+    check_bool(NAME, "base_to_new", opts["base_to_new"])
+    if opts["base_to_new"]:
+        opts["shifts"] = []  # the base-to-new protocol scores base and new classes only
     if opts["shots"] is not None:
         _positive_int("shots", opts["shots"])
     _positive_int("val_per_class", opts["val_per_class"])
@@ -342,4 +351,5 @@ def build_imagenet(paths: DataPaths, limits: SizeLimits, **options: Any) -> Task
     if opts["shots"] is not None:
         shots = opts["shots"]
         few_shot = FewShot(shots, min(shots, FEW_SHOT_MAX_VAL), seed)
-    return TaskData(NAME, "vision", classnames, splits, list(templates), few_shot=few_shot)
+    task = TaskData(NAME, "vision", classnames, splits, list(templates), few_shot=few_shot)
+    return base_to_new(task) if opts["base_to_new"] else task
