@@ -280,8 +280,9 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
     paths = DataPaths.from_config(config["data"])
     if not paths.root.is_dir():
         raise ConfigError(
-            f"data.root: {paths.root} is not a directory; point it at the folder holding nlp/ "
-            "(e.g. ../shared/data) with --config data.root=PATH"
+            f"data.root: {paths.root} is not a directory; point it at the folder holding the "
+            "datasets (nlp/, imagenet/, coop/, cifar/; ../shared/data for the default grid) "
+            "with --config data.root=PATH"
         )
     skipped = {}
     for task, block in config["tasks"].items():

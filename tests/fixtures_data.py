@@ -147,6 +147,20 @@ def write_clinc150(root: Path) -> Path:
     return path
 
 
+#: Lines of the fixture ``all_wiki_sents.txt`` (one repeats, as in the real file).
+WIKI_SENTENCES = [f"wikipedia sentence number {k} about a town" for k in range(11)] + [
+    "wikipedia sentence number 0 about a town"
+]
+
+
+def write_wiki_sentences(root: Path) -> Path:
+    """Writes ``nlp/clinc150/all_wiki_sents.txt`` (CLINC150's context sentences)."""
+    path = root / "nlp" / "clinc150" / "all_wiki_sents.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(WIKI_SENTENCES) + "\n", encoding="utf-8")
+    return path
+
+
 def write_banking77(root: Path, per_intent: int = 3) -> Path:
     """Writes ``nlp/banking77/{train,test}.csv``; one text is quoted over two lines."""
     folder = root / "nlp" / "banking77"
@@ -214,6 +228,7 @@ def make_data_tree(tmp: Path) -> DataPaths:
     """Writes every fixture under ``tmp`` and returns the matching :class:`DataPaths`."""
     root = tmp / "data"
     write_clinc150(root)
+    write_wiki_sentences(root)
     write_banking77(root)
     write_sentence_files(root)
     return DataPaths(

