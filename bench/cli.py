@@ -78,7 +78,7 @@ def cmd_list(args) -> int:
             flags = ("vl " if meta["vision_language"] else "   ") + (
                 "offline" if meta["offline"] else "online "
             )
-            print(f"{name:32s} {meta['modality']:7s} {flags} {meta['description']}")
+            print(f"{name:36s} {meta['modality']:7s} {flags} {meta['description']}")
     elif args.what == "methods":
         for name in list_methods(args.pattern):
             print(f"{name:24s} {method_metadata(name)['description']}")

@@ -165,3 +165,31 @@ def test_clip_local_checkpoint_loads(tmp_path):
     torch.save(model.model.state_dict(), path)
     loaded = create_backbone("clip_tiny.random", weights_path=str(path))
     assert float(loaded.logit_scale) == pytest.approx(1.234)
+
+
+def test_deberta_v3_code_path_from_a_local_folder(tmp_path):
+    """hf_deberta_v3_base loads from weights_path laid out like the hub repo (a
+    SentencePiece spm.model, no tokenizer.json): a tiny random copy made here."""
+    import sentencepiece
+    from transformers import DebertaV2Config, DebertaV2Model
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["the movie was great fun", "a boring film", "we loved it"] * 40))
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(tmp_path / "spm"), vocab_size=24, minloglevel=2
+    )
+    folder = tmp_path / "deberta"
+    folder.mkdir()
+    (tmp_path / "spm.model").rename(folder / "spm.model")
+    (folder / "tokenizer_config.json").write_text('{"do_lower_case": false, "vocab_type": "spm"}')
+    config = DebertaV2Config(
+        vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64, position_buckets=16,
+        relative_attention=True, pos_att_type=["p2c", "c2p"],
+    )  # fmt: skip
+    DebertaV2Model(config).save_pretrained(folder)
+    backbone = create_backbone("hf_deberta_v3_base", weights_path=str(folder)).eval()
+    assert backbone.pooling == "cls" and backbone.feature_dim == 32
+    with torch.no_grad():
+        features = backbone(backbone.prepare(["the movie was great", "a film"]))
+    assert features.shape == (2, 32) and torch.isfinite(features).all()
