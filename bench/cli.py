@@ -294,10 +294,13 @@ def cmd_data(args) -> int:
 
     if args.action == "list":
         paths, _ = _data_context(args)
+        # Tasks in the config are listed with its options (data_dir, variant, shifts...).
+        configured = {} if args.root else load_grid_file(args.config).config["tasks"]
         for name in list_tasks(args.pattern):
             meta = task_metadata(name)
+            options = configured.get(name, {}).get("options", {})
             print(f"{name} ({meta['modality']}): {meta['description']}")
-            for entry in task_manifest(name, paths):
+            for entry in task_manifest(name, paths, **options):
                 count = "" if entry.expected is None else f"  [{entry.expected} {entry.what}]"
                 print(f"    {entry.path}{count}")
         return 0

@@ -57,3 +57,43 @@ def test_fit_refuses_a_cell_outside_the_grid(tmp_path):
     assert out.returncode == 2
     assert "cell sst2/minilm_l6/full_ft/seed7 is not in the grid" in out.stderr
     assert not (tmp_path / "cell").exists()
+
+
+def test_data_list_shows_what_every_task_reads():
+    out = bench("data", "list", "--root", str(SHARED_DATA))
+    assert out.returncode == 0, out.stderr
+    headers = [line.split()[0] for line in out.stdout.splitlines() if not line.startswith(" ")]
+    assert headers == list_tasks()
+    assert f"{SHARED_DATA}/imagenet-r  [30000 images]" in out.stdout  # published sizes
+    assert f"{SHARED_DATA}/nlp/sentence/stsa.binary.train  [6920" in out.stdout
+
+
+def test_data_check_reports_complete_missing_and_damaged_copies(tmp_path):
+    complete = bench("data", "check", "--task", "sst2", "--root", str(SHARED_DATA))
+    assert complete.returncode == 0, complete.stdout + complete.stderr
+    assert "sst2: complete" in complete.stdout and "MISSING" not in complete.stdout
+
+    missing = bench("data", "check", "--task", "fewshot_eurosat", "--root", str(tmp_path))
+    assert missing.returncode == 1
+    assert f"MISSING      {tmp_path}/coop/eurosat/split_zhou_EuroSAT.json" in missing.stdout
+    assert "expected counts from:" in missing.stdout
+
+    # A truncated copy of a real file is reported with the count it has.
+    sentence = tmp_path / "nlp" / "sentence"
+    sentence.mkdir(parents=True)
+    for source in (SHARED_DATA / "nlp" / "sentence").iterdir():
+        lines = source.read_bytes().splitlines(keepends=True)
+        (sentence / source.name).write_bytes(b"".join(lines[:10]))
+    wrong = bench("data", "check", "--task", "sst2", "--root", str(tmp_path), "--option",
+                  "context=null")  # fmt: skip
+    assert wrong.returncode == 1
+    assert "WRONG COUNT" in wrong.stdout and "found 10 sentences, expected 6920" in wrong.stdout
+    assert "all_wiki_sents" not in wrong.stdout  # the option dropped the context file
+
+
+def test_data_check_rejects_unknown_tasks_and_bad_options():
+    unknown = bench("data", "check", "--task", "imagenet_x", "--root", str(SHARED_DATA))
+    assert unknown.returncode != 0 and "unknown task 'imagenet_x'" in unknown.stderr
+    bad = bench("data", "check", "--task", "imagenet", "--root", str(SHARED_DATA), "--option",
+                "shifts=[v3]")  # fmt: skip
+    assert bad.returncode != 0 and "shifts" in bad.stderr and "Traceback" not in bad.stderr

@@ -82,7 +82,10 @@ def test_split_method_name_and_errors():
         split_method_name("full_ft+nope")
 
 
-@pytest.mark.parametrize("name", list_methods())
+TRAINED = [m for m in list_methods() if not method_metadata(m)["vision_language"]]
+
+
+@pytest.mark.parametrize("name", TRAINED)
 def test_every_method_learns_tiny_vision_task(name, tiny_vision_task, tmp_path):
     seed_everything(0)
     method = create_method(name, **({} if name == "linear_probe" else FAST))
@@ -177,3 +180,37 @@ def test_deep_ensemble_stacks_members(tiny_vision_task, tmp_path):
     assert classnames == ["a", "b", "c", "d"] and loaded["test"].kind == "logprobs"
     with pytest.raises(ValueError, match="at least 2"):
         ensemble_predictions(members[:1])
+
+
+def test_zero_shot_head_is_the_scaled_cosine_to_prompt_ensembles(tiny_vision_task, tmp_path):
+    """zero_shot on a tiny random CLIP: logits = exp(logit_scale) * cos(image, class
+    embedding), identical for every seed, and a split of new class names gets a head of
+    its own size."""
+    from bench.tasks.base import Split, SplitInfo
+
+    task = dataclasses.replace(tiny_vision_task, templates=["a photo of a {}.", "a {}."])
+    test = task.splits["test"]
+    new_info = SplitInfo("test_new", "new", classnames=("kite", "lamp", "boat"))
+    task.splits["test_new"] = Split(new_info, test.inputs, test.labels % 3)
+    runs = []
+    for seed in (0, 1):
+        seed_everything(seed)
+        runs.append(
+            create_method("zero_shot").run(make_context(task, "clip_tiny.random", seed, tmp_path))
+        )
+    first, second = runs
+    assert set(first) == set(task.eval_splits())
+    np.testing.assert_array_equal(first["test"].values, second["test"].values)
+    assert first["test"].values.shape == (len(test), task.num_classes)
+    assert first["test_new"].values.shape == (len(test), 3)
+
+    backbone = create_backbone("clip_tiny.random").eval()
+    with torch.no_grad():
+        image = torch.nn.functional.normalize(backbone(backbone.prepare(test.inputs[:5])), dim=-1)
+        weights = backbone.zero_shot_weights(task.classnames, task.templates)
+        expected = backbone.logit_scale.exp() * image @ weights.T
+    np.testing.assert_allclose(first["test"].values[:5], expected.numpy(), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="exactly one"):
+        create_method("zero_shot", templates=["no slot"]).run(
+            make_context(task, "clip_tiny.random")
+        )

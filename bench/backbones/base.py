@@ -88,10 +88,12 @@ def images_to_tensor(raw, transform=None) -> torch.Tensor:
         if transform is None:
             raise ValueError("image files need a transform to be decoded")
         raw = transform(raw)
-    raw = np.asarray(raw)
-    if raw.dtype != np.uint8:
-        raise ValueError(f"expected uint8 images, got {raw.dtype}")
-    images = torch.from_numpy(np.ascontiguousarray(raw))
+    if isinstance(raw, torch.Tensor):  # decoded by a DataLoader worker, maybe pinned
+        images = raw
+    else:
+        images = torch.from_numpy(np.ascontiguousarray(np.asarray(raw)))
+    if images.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 images, got {images.dtype}")
     if images.ndim == 3:
         return images.unsqueeze(1)
     if images.ndim == 4 and images.shape[-1] == 3:

@@ -35,6 +35,10 @@ Choices (measured in docs/backbones.md, reproduced by benchmarks/devise_zero_sho
   training images) is 29 at 224 px, and makes the Fashion-MNIST zero-shot head
   overconfident (ECE 0.14 against 0.05). ``zero_shot+ts`` fits it on validation data.
 
+Not zero-shot on ImageNet: its tower was trained on ImageNet-1k and the map was fitted
+on all 1000 ImageNet names, so on the ``imagenet`` task (including base-to-new) its
+results are a supervised model's.
+
 References:
     Frome et al., "DeViSE: A Deep Visual-Semantic Embedding Model", NeurIPS 2013.
     Norouzi et al., "Zero-Shot Learning by Convex Combination of Semantic Embeddings",

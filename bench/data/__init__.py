@@ -13,6 +13,7 @@ the expected and the found count, instead of silently producing a smaller benchm
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,34 @@ def check_bool(task: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"task {task!r}: option {name!r} must be true or false, got {value!r}")
     return value
+
+
+def check_data_dir(task: str, option: str, value: Any, replaces: str) -> Path | None:
+    """Validates a folder option (``data_dir`` and the like): None or an absolute path.
+
+    Relative paths are refused: jobs run from the Snakemake working directory on
+    whichever node, so a relative folder would silently mean different places.
+
+    Args:
+        task: Task name (named in the message).
+        option: Option name.
+        value: The option's value.
+        replaces: The default folder it replaces, for the message (``<data root>/cifar``).
+
+    Returns:
+        The expanded path, or None when the option is not set.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"task {task!r}: option {option!r} must be a path, got {value!r}")
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        raise ValueError(
+            f"task {task!r}: option {option!r} must be an absolute path (it replaces "
+            f"{replaces}), got {str(value)!r}"
+        )
+    return path
 
 
 def check_nonempty(task: str, split: str, size: int, cause: str) -> None:
@@ -145,7 +174,7 @@ def check_manifest(entries: list[ManifestEntry]) -> list[ManifestCheck]:
             continue
         try:
             found = entry.count(Path(entry.path)) if entry.count is not None else None
-        except (OSError, ValueError, EOFError) as error:  # a damaged file: report, go on
+        except Exception as error:  # noqa: BLE001 - any reader failure means a damaged copy
             checks.append(ManifestCheck(entry, "unreadable", error=str(error)))
             continue
         wrong = entry.expected is not None and found is not None and found != entry.expected
@@ -167,6 +196,7 @@ __all__ = [
     "count_lines",
     "check_bool",
     "check_count",
+    "check_data_dir",
     "check_nonempty",
     "resolve_options",
 ]

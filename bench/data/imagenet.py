@@ -67,7 +67,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import DataCountError, check_count
-from bench.data.images import IMAGE_EXTENSIONS, ImageFiles, scan_class_folders
+from bench.data.images import IMAGE_EXTENSIONS, ImageFiles, count_images, scan_class_folders
 
 #: The 1000 ImageNet-1k wnids, one per line, in class-index order.
 WNIDS_FILE = Path(__file__).with_name("imagenet_wnids.txt")
@@ -315,6 +315,12 @@ def read_wnid_folders(
     """
     root = Path(root)
     classes, paths, path_classes = scan_class_folders(root)
+    if not classes and count_images(root):
+        raise DataCountError(
+            f"{root}: images lie directly in the folder, not in one sub-folder per wnid; "
+            "ImageNet's validation images must be sorted into wnid folders first (e.g. with "
+            "the valprep.sh script from the PyTorch ImageNet example)"
+        )
     index = wnid_to_index()
     unknown = [c for c in classes if c not in index]
     if unknown:
@@ -417,6 +423,14 @@ def read_objectnet_mapping(mappings: str | os.PathLike) -> ObjectNetMapping:
     for class_index, line in index_to_line.items():
         label_to_indices.setdefault(lines[int(line)], []).append(int(class_index))
     label_to_folder = {label: folder for folder, label in folder_to_label.items()}
+    if len(label_to_folder) != len(folder_to_label):
+        shared = sorted(
+            {v for v in folder_to_label.values() if list(folder_to_label.values()).count(v) > 1}
+        )
+        raise DataCountError(
+            f"{mappings / 'folder_to_objectnet_label.json'}: several folders share the label(s) "
+            f"{shared[:3]}; the published file maps each folder to its own label, re-download it"
+        )
     entries = []
     for name, imagenet_labels in objectnet_to_imagenet.items():
         if name not in label_to_folder:

@@ -103,7 +103,9 @@ def _center_crop(image, size: int):
     return image.crop((left, top, left + size, top + size))
 
 
-def _random_resized_crop(image, size: int, scale: tuple[float, float], ratio: tuple[float, float]):
+def _random_resized_crop(
+    image, size: int, scale: tuple[float, float], ratio: tuple[float, float], rng
+):
     """Samples a crop as torchvision's RandomResizedCrop does (10 tries, then a centre crop)."""
     from PIL import Image
 
@@ -111,13 +113,13 @@ def _random_resized_crop(image, size: int, scale: tuple[float, float], ratio: tu
     area = width * height
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
     for _ in range(10):
-        target_area = area * random.uniform(*scale)
-        aspect = math.exp(random.uniform(*log_ratio))
+        target_area = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
         w = round(math.sqrt(target_area * aspect))
         h = round(math.sqrt(target_area / aspect))
         if 0 < w <= width and 0 < h <= height:
-            left = random.randint(0, width - w)
-            top = random.randint(0, height - h)
+            left = rng.randint(0, width - w)
+            top = rng.randint(0, height - h)
             return image.resize(
                 (size, size), Image.Resampling.BICUBIC, box=(left, top, left + w, top + h)
             )
@@ -142,12 +144,14 @@ class ImageTransform:
     scale: tuple[float, float] = (0.9, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
 
-    def __call__(self, files: ImageFiles) -> np.ndarray:
+    def __call__(self, files: ImageFiles, seed: int | None = None) -> np.ndarray:
+        """Decodes ``files``; ``seed`` fixes the batch's random crops (else Python's ``random``)."""
+        rng = random.Random(seed) if seed is not None else random
         out = np.empty((len(files), self.image_size, self.image_size, 3), dtype=np.uint8)
         for i in range(len(files)):
             image = files.open(i)
             if self.train:
-                image = _random_resized_crop(image, self.image_size, self.scale, self.ratio)
+                image = _random_resized_crop(image, self.image_size, self.scale, self.ratio, rng)
             else:
                 image = _center_crop(_resize_shorter(image, self.image_size), self.image_size)
             out[i] = np.asarray(image, dtype=np.uint8)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import DataCountError, check_bool, check_count
+from bench.data import DataCountError, check_bool, check_count, check_data_dir
 from bench.data.sampling import capped_indices, derive_seed
 
 #: Examples per sentence file of the complete published copies.
@@ -166,8 +165,13 @@ def read_clinc150(
 
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataCountError(
+            f"{path}: not a readable CLINC150 json file ({error}); re-download it"
+        ) from error
     return clinc150_parts(data, str(path), expected)
 
 
@@ -264,8 +268,13 @@ def read_banking77(path: str | Path, expected: int | None = None) -> tuple[list[
 
     """
     path = Path(path)
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataCountError(
+            f"{path}: not a readable Banking77 csv file ({error}); re-download it"
+        ) from error
     if not rows or [h.strip() for h in rows[0]] != ["text", "category"]:
         raise DataCountError(f"{path}: expected header 'text,category', got {rows[:1]}")
     body = [r for r in rows[1:] if r]
@@ -345,16 +354,12 @@ def check_text_options(task: str, opts: Mapping[str, Any]) -> None:
         raise TypeError(
             f"task {task!r}: option 'max_context' must be a positive integer or null, got {cap!r}"
         )
-    data_dir = opts["data_dir"]
-    if data_dir is not None:
-        if not isinstance(data_dir, (str, os.PathLike)):
-            raise TypeError(f"task {task!r}: option 'data_dir' must be a path, got {data_dir!r}")
-        if not Path(data_dir).expanduser().is_absolute():
-            raise ValueError(
-                f"task {task!r}: option 'data_dir' must be an absolute path (it replaces "
-                f"<data root>/nlp, the folder holding clinc150/, banking77/ and sentence/), "
-                f"got {str(data_dir)!r}"
-            )
+    check_data_dir(
+        task,
+        "data_dir",
+        opts["data_dir"],
+        "<data root>/nlp, the folder holding clinc150/, banking77/ and sentence/",
+    )
 
 
 def text_folder(root: Path, data_dir: str | Path | None) -> Path:

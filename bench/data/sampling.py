@@ -105,8 +105,7 @@ def stratified_indices(labels: np.ndarray, cap: int | None, seed: int) -> np.nda
     classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     alloc = _allocate(counts, cap, rng)
     chosen = []
-    for c in range(len(classes)):
-        members = np.flatnonzero(inverse == c)
+    for c, members in enumerate(class_members(inverse)):
         chosen.append(members[rng.permutation(len(members))[: alloc[c]]])
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
@@ -163,10 +162,21 @@ def per_class_indices(labels: np.ndarray, per_class: int, seed: int) -> np.ndarr
         raise ValueError(f"per_class must be >= 1, got {per_class}")
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    chosen = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        chosen.append(members[rng.permutation(len(members))[:per_class]])
+    chosen = [
+        members[rng.permutation(len(members))[:per_class]] for members in class_members(labels)
+    ]
     if not chosen:
         return np.zeros(0, dtype=np.int64)
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def class_members(labels: np.ndarray) -> list[np.ndarray]:
+    """Ascending indices of each class's examples, classes in sorted order.
+
+    One stable sort instead of a ``labels == c`` pass per class: ImageNet's 1.28M labels
+    x 1000 classes would otherwise cost over a billion comparisons.
+    """
+    labels = np.asarray(labels)
+    order = np.argsort(labels, kind="stable")
+    _, starts = np.unique(labels[order], return_index=True)
+    return np.split(order, starts[1:]) if len(order) else []

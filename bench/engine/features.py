@@ -4,7 +4,8 @@ Every frozen-feature method (linear probe, LP-FT's first stage, adapters, post-h
 calibrators) and every seed reads the same file, so the encoder runs once instead of
 once per method and seed. Layout of ``features.npz``: ``{split}/features`` ``[N, D]``
 float32, ``{split}/labels`` int64, ``__splits__`` and ``__classnames__`` as in
-predictions.npz, ``__backbone__`` the backbone name.
+predictions.npz, ``__backbone__`` the backbone name, ``__templates__`` the task's
+prompt templates (so zero-shot heads need not rebuild the task).
 
 Few-shot tasks draw their training and validation examples per training seed
 (:class:`bench.tasks.base.FewShot`). Their cache encodes only the union of the draws of
@@ -19,12 +20,12 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from bench.io import atomic_write_bytes
-from bench.tasks.base import FewShot, SplitInfo, TaskData
+from bench.tasks.base import FewShot, SplitInfo, TaskData, take
 
 
 @dataclass
@@ -55,6 +56,7 @@ class FeatureSet:
     splits: dict[str, FeatureSplit]
     task: str = ""
     few_shot: FewShot | None = None
+    templates: list[str] = field(default_factory=list)
 
     def eval_splits(self) -> list[str]:
         return [n for n, s in self.splits.items() if s.info.kind != "train"]
@@ -80,7 +82,7 @@ class FeatureSet:
                     "features job with this seed in the grid"
                 )
             splits[name] = FeatureSplit(split.info, split.features[rows], split.labels[rows])
-        return FeatureSet(self.backbone, self.classnames, splits, self.task, None)
+        return FeatureSet(self.backbone, self.classnames, splits, self.task, None, self.templates)
 
 
 def compute_features(
@@ -106,7 +108,7 @@ def compute_features(
             pool_labels = np.asarray(split.labels)
             draws = [task.few_shot.indices(pool_labels, seed, name, task.name) for seed in seeds]
             pool_index = np.unique(np.concatenate(draws)).astype(np.int64)
-            split = Split(split.info, _take(split.inputs, pool_index), pool_labels[pool_index])
+            split = Split(split.info, take(split.inputs, pool_index), pool_labels[pool_index])
         engine.log(f"features: {name} ({len(split)} examples)")
         feats = extract_features(backbone, split, engine)
         splits[name] = FeatureSplit(
@@ -118,13 +120,8 @@ def compute_features(
         splits=splits,
         task=task.name,
         few_shot=task.few_shot,
+        templates=list(task.templates),
     )
-
-
-def _take(inputs, index):
-    from bench.engine.loop import take
-
-    return take(inputs, index)
 
 
 def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
@@ -133,6 +130,7 @@ def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
         "__backbone__": np.array(features.backbone),
         "__classnames__": np.array(json.dumps(features.classnames)),
         "__task__": np.array(features.task),
+        "__templates__": np.array(json.dumps(features.templates)),
         "__few_shot__": np.array(
             json.dumps(None if features.few_shot is None else asdict(features.few_shot))
         ),
@@ -172,4 +170,5 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
             splits=splits,
             task=str(data["__task__"]) if "__task__" in data else "",
             few_shot=None if few_shot is None else FewShot(**few_shot),
+            templates=json.loads(str(data["__templates__"])) if "__templates__" in data else [],
         )

@@ -12,7 +12,7 @@ from torch import nn
 
 from bench.backbones.base import Backbone, to_device
 from bench.engine.runtime import Engine
-from bench.tasks.base import Split
+from bench.tasks.base import Split, take
 
 
 class Classifier(nn.Module):
@@ -88,31 +88,32 @@ def length_grouped_batches(
         yield batches[position]
 
 
-def take(inputs, index: np.ndarray):
-    """Selects rows of an array, images of an ImageFiles, or items of a list."""
-    if isinstance(inputs, np.ndarray):
-        return inputs[index]
-    if hasattr(inputs, "subset"):
-        return inputs.subset(index)
-    return [inputs[i] for i in index]
-
-
 def is_text(inputs) -> bool:
     """Whether split inputs are texts (a list of strings) rather than images."""
     return isinstance(inputs, list)
 
 
-class _DecodedBatches(torch.utils.data.Dataset):
-    """Batch ``i`` = ``transform(inputs[batches[i]])``: image decoding in DataLoader workers."""
+def is_image_files(inputs) -> bool:
+    """Whether split inputs are image files decoded batch by batch (ImageFiles)."""
+    return hasattr(inputs, "subset")
 
-    def __init__(self, inputs, batches: list[np.ndarray], transform):
-        self.inputs, self.batches, self.transform = inputs, batches, transform
+
+class _DecodedBatches(torch.utils.data.Dataset):
+    """Item ``i`` = ``transform(files[batches[i]], seed=seeds[i])``, run in DataLoader workers.
+
+    ``files`` holds only the images of these batches (``batches`` index into it), so a
+    worker started with spawn / forkserver is not sent a whole dataset's paths.
+    """
+
+    def __init__(self, files, batches: list[np.ndarray], seeds: list[int | None], transform):
+        self.files, self.batches, self.seeds, self.transform = files, batches, seeds, transform
 
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.transform(self.inputs.subset(self.batches[i]))
+    def __getitem__(self, i: int) -> torch.Tensor:
+        decoded = self.transform(self.files.subset(self.batches[i]), seed=self.seeds[i])
+        return torch.from_numpy(decoded)
 
 
 def prepared_batches(
@@ -120,25 +121,46 @@ def prepared_batches(
 ) -> Iterator[tuple[np.ndarray, object]]:
     """Yields ``(index, model input on the device)`` for each index array in ``batches``.
 
-    Image files are decoded by ``engine.data_workers`` DataLoader processes (pinned
-    memory, two batches prefetched per worker) when it is above 0, so JPEG decoding
-    overlaps the GPU's work; everything else is prepared in this process.
+    Image files are decoded by ``backbone.image_transform(train)``, in
+    ``engine.data_workers`` DataLoader processes (pinned memory, two batches prefetched
+    per worker) when it is above 0, so JPEG decoding overlaps the GPU's work. Each
+    training batch's augmentation seed is drawn here, in order, from torch's global
+    generator, so random crops are the same whatever the number of workers.
+    Everything else is prepared in this process.
     """
-    if hasattr(inputs, "subset") and engine.data_workers > 0:
-        batches = list(batches)
-        loader = torch.utils.data.DataLoader(
-            _DecodedBatches(inputs, batches, backbone.image_transform(train)),
-            batch_size=None,
-            shuffle=False,
-            num_workers=engine.data_workers,
-            pin_memory=engine.device.type == "cuda",
-            persistent_workers=False,
-        )
-        for index, decoded in zip(batches, loader, strict=True):
-            yield index, to_device(backbone.prepare(decoded.numpy(), train=train), engine.device)
+    batches = list(batches)
+    if not is_image_files(inputs):
+        for index in batches:
+            yield (
+                index,
+                to_device(backbone.prepare(take(inputs, index), train=train), engine.device),
+            )
         return
-    for index in batches:
-        yield index, to_device(backbone.prepare(take(inputs, index), train=train), engine.device)
+    transform = backbone.image_transform(train)
+    seeds = (
+        torch.randint(0, 2**31 - 1, (len(batches),)).tolist() if train else [None] * len(batches)
+    )
+    if engine.data_workers == 0:
+        for index, seed in zip(batches, seeds, strict=True):
+            decoded = transform(inputs.subset(index), seed=seed)
+            yield index, to_device(backbone.prepare(decoded, train=train), engine.device)
+        return
+    # Re-base the batches onto just the images they use (see _DecodedBatches).
+    used = np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)
+    offsets = np.cumsum([0] + [len(b) for b in batches])
+    local = [np.arange(offsets[i], offsets[i + 1]) for i in range(len(batches))]
+    loader = torch.utils.data.DataLoader(
+        _DecodedBatches(inputs.subset(used), local, seeds, transform),
+        batch_size=None,
+        shuffle=False,
+        num_workers=engine.data_workers,
+        pin_memory=engine.device.type == "cuda",
+        persistent_workers=False,
+    )
+    for index, decoded in zip(batches, loader, strict=True):
+        # decoded is a (pinned) uint8 tensor: prepare only permutes it, the copy to the
+        # device reads the pinned buffer directly.
+        yield index, to_device(backbone.prepare(decoded, train=train), engine.device)
 
 
 def cosine_with_warmup(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:

@@ -47,7 +47,8 @@ class ZeroShot(Method):
 
     def run(self, ctx: FitContext) -> dict[str, SplitPrediction]:
         feats = ctx.features()
-        templates = list(self.hparams.templates) or list(ctx.task().templates)
+        # The cache carries the task's templates: rebuilding ImageNet would rescan 1.3M files.
+        templates = list(self.hparams.templates) or list(feats.templates)
         if not templates:
             raise ValueError(
                 f"zero_shot: task {ctx.task_name!r} has no prompt templates; set the method's "

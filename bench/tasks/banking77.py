@@ -75,6 +75,9 @@ NAME = "banking77"
 #: Fraction of each intent's training queries held out as ``val``.
 VAL_FRACTION = 0.1
 
+#: Intents of Banking77 (Casanueva et al., 2020).
+NUM_INTENTS = 77
+
 #: Fewest known intents left by ``heldout_intents`` (a classifier needs two classes).
 MIN_KNOWN_INTENTS = 2
 
@@ -96,9 +99,14 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     check_bool(NAME, "clinc_style", opts["clinc_style"])
     check_text_options(NAME, opts)
     held = opts["heldout_intents"]
-    if isinstance(held, bool) or not isinstance(held, int) or held < 0:
-        raise TypeError(
-            f"task {NAME!r}: option 'heldout_intents' must be an integer >= 0, got {held!r}"
+    if isinstance(held, bool) or not isinstance(held, int):
+        raise TypeError(f"task {NAME!r}: option 'heldout_intents' must be an integer, got {held!r}")
+    # Checked here too (not only at build), so a bad value stops the DAG.
+    if not 0 <= held <= NUM_INTENTS - MIN_KNOWN_INTENTS:
+        raise ValueError(
+            f"task {NAME!r}: option 'heldout_intents' must be in "
+            f"0..{NUM_INTENTS - MIN_KNOWN_INTENTS} (at least {MIN_KNOWN_INTENTS} of the "
+            f"{NUM_INTENTS} intents stay known), got {held}"
         )
     if not opts["clinc_oos_ood"] and held == 0:
         raise ValueError(

@@ -161,7 +161,7 @@ class TaskData:
         for name in ("train", "val"):
             split = splits[name]
             keep = self.few_shot.indices(split.labels, seed, name, self.name)
-            splits[name] = Split(split.info, _take(split.inputs, keep), split.labels[keep])
+            splits[name] = Split(split.info, take(split.inputs, keep), split.labels[keep])
         return replace(self, splits=splits)
 
     @property
@@ -196,19 +196,20 @@ def base_to_new(task: TaskData) -> TaskData:
         if split.info.kind not in ("train", "val", "id"):
             continue
         base = np.flatnonzero(split.labels < num_base)
-        splits[name] = Split(split.info, _take(split.inputs, base), split.labels[base])
+        splits[name] = Split(split.info, take(split.inputs, base), split.labels[base])
     test = task.splits[id_name]
     new = np.flatnonzero(test.labels >= num_base)
     new_names = tuple(task.classnames[num_base:])
     splits[f"{id_name}_new"] = Split(
         SplitInfo(f"{id_name}_new", "new", classnames=new_names),
-        _take(test.inputs, new),
+        take(test.inputs, new),
         test.labels[new] - num_base,
     )
     return replace(task, classnames=list(task.classnames[:num_base]), splits=splits)
 
 
-def _take(inputs, index: np.ndarray):
+def take(inputs, index: np.ndarray):
+    """Selects rows of an array, images of an ImageFiles, or items of a list."""
     if isinstance(inputs, np.ndarray):
         return inputs[index]
     if hasattr(inputs, "subset"):
@@ -219,10 +220,11 @@ def _take(inputs, index: np.ndarray):
 def restrict_scores(values: np.ndarray, label_map, kind: str) -> np.ndarray:
     """Restricts task-class scores to a split's evaluation classes.
 
-    Each evaluation class gets the log-sum-exp of its task classes' scores, so with
-    one task class per group (ImageNet-R/A) this is column selection, and softmax of
-    the result is the model's distribution renormalised over the evaluation classes;
-    with several (ObjectNet) their probabilities add up.
+    Each evaluation class gets the largest score of its task classes: with one task
+    class per group (ImageNet-R/A) this is column selection, and softmax of the result
+    is the model's distribution renormalised over the evaluation classes; with several
+    (ObjectNet) it is the max-pooling of WiSE-FT's and model soups' ObjectNet
+    evaluation, so accuracies match the published protocol.
 
     Args:
         values: ``[..., C]`` logits or log-probabilities over the task classes.
@@ -239,7 +241,7 @@ def restrict_scores(values: np.ndarray, label_map, kind: str) -> np.ndarray:
     if all(len(group) == 1 for group in label_map):
         out = values[..., [group[0] for group in label_map]]
     else:
-        out = np.stack([logsumexp(values[..., list(group)], axis=-1) for group in label_map], -1)
+        out = np.stack([values[..., list(group)].max(axis=-1) for group in label_map], -1)
     if kind == "logprobs":
         out = out - logsumexp(out, axis=-1, keepdims=True)
     return out.astype(np.float32)

@@ -47,14 +47,13 @@ identical for CIFAR-10 and CIFAR-100); open_clip 3.3 ships only ImageNet templat
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.data import ManifestEntry, check_bool, check_nonempty, resolve_options
+from bench.data import ManifestEntry, check_bool, check_data_dir, check_nonempty, resolve_options
 from bench.data import cifar as cifar_data
 from bench.data.cifar import (
     ALL_CORRUPTIONS,
@@ -158,8 +157,11 @@ def _defaults(spec: _Spec) -> dict[str, Any]:
 
 def _name_list(spec: _Spec, option: str, value: Any, valid: tuple[str, ...]) -> list[str]:
     """Validates a list-of-names option, keeping the given order without repeats."""
-    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"task {spec.name!r}: option {option!r} must be a list of names")
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError(
+            f"task {spec.name!r}: option {option!r} must be a list of names ([] for none), "
+            f"got {value!r}"
+        )
     unknown = [v for v in value if v not in valid]
     if unknown:
         raise ValueError(
@@ -172,22 +174,14 @@ def _name_list(spec: _Spec, option: str, value: Any, valid: tuple[str, ...]) -> 
 def _options(spec: _Spec, options: dict[str, Any]) -> dict[str, Any]:
     opts = resolve_options(spec.name, options, _defaults(spec))
     check_bool(spec.name, "verify_counts", opts["verify_counts"])
-    data_dir = opts["data_dir"]
-    if data_dir is not None:
-        if not isinstance(data_dir, (str, os.PathLike)):
-            raise TypeError(f"task {spec.name!r}: option 'data_dir' must be a path")
-        data_dir = Path(data_dir).expanduser()
-        if not data_dir.is_absolute():
-            raise ValueError(
-                f"task {spec.name!r}: option 'data_dir' must be an absolute path, got "
-                f"{str(data_dir)!r} (or leave it out to use <data root>/{DATA_SUBDIR})"
-            )
-        opts["data_dir"] = data_dir
+    opts["data_dir"] = check_data_dir(
+        spec.name, "data_dir", opts["data_dir"], f"<data root>/{DATA_SUBDIR}"
+    )
     opts["shifts"] = _name_list(spec, "shifts", opts["shifts"], spec.shifts)
     opts["ood"] = _name_list(spec, "ood", opts["ood"], spec.oods)
     opts["corruptions"] = _name_list(spec, "corruptions", opts["corruptions"], ALL_CORRUPTIONS)
     severities = opts["severities"]
-    if isinstance(severities, (str, int)) or not all(
+    if not isinstance(severities, list | tuple) or not all(
         isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= NUM_SEVERITIES
         for s in severities
     ):

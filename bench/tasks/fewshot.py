@@ -38,13 +38,12 @@ reported). See ``docs/tasks_fewshot.md``.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.data import check_bool, check_nonempty, resolve_options
+from bench.data import check_bool, check_data_dir, check_nonempty, resolve_options
 from bench.data.coop import COOP_DATASETS, CoopDataset, coop_manifest, load_coop, resolve_layout
 from bench.data.images import ImageFiles
 from bench.data.sampling import derive_seed, stratified_indices
@@ -82,17 +81,9 @@ def _options(name: str, options: dict[str, Any]) -> dict[str, Any]:
             f"task {name!r}: option 'shots' must be null (all of train) or one of "
             f"{', '.join(map(str, SHOT_CHOICES))}, got {shots!r}"
         )
-    data_dir = opts["data_dir"]
-    if data_dir is not None:
-        if not isinstance(data_dir, str | os.PathLike):
-            raise TypeError(f"task {name!r}: option 'data_dir' must be a path, got {data_dir!r}")
-        data_dir = Path(data_dir).expanduser()
-        if not data_dir.is_absolute():
-            raise ValueError(
-                f"task {name!r}: option 'data_dir' must be an absolute path (it replaces "
-                f"<data root>/coop/<folder>), got {str(data_dir)!r}"
-            )
-        opts["data_dir"] = data_dir
+    opts["data_dir"] = check_data_dir(
+        name, "data_dir", opts["data_dir"], "<data root>/coop/<folder>"
+    )
     return opts
 
 

@@ -40,7 +40,11 @@ loader validates on the test set, which this benchmark never does).
 Base-to-new (option ``base_to_new``): CoCoOp's protocol via
 :func:`bench.tasks.base.base_to_new`: train, val and ``test`` keep the first 500
 classes; ``test_new`` holds the other 500 classes' test images over their own names;
-no shift folder is read.
+no shift folder is read. ``max_eval`` caps ``test`` and ``test_new`` each, after the
+class split (as for ``fewshot_*``).
+
+Caps and few-shot: with ``shots`` set, ``max_train`` / ``max_val`` are ignored, since
+each seed draws its shots from the whole pools (as for ``fewshot_*``).
 
 Trimmed copies (``verify_counts=False``, used by the tests): the task's classes are the
 wnids present in ImageNet train, in ImageNet order; ``test`` and ``shift_v2`` /
@@ -57,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import ManifestEntry, check_bool, check_nonempty, resolve_options
+from bench.data import ManifestEntry, check_bool, check_data_dir, check_nonempty, resolve_options
 from bench.data import imagenet as data
 from bench.data.images import count_images
 from bench.data.sampling import derive_seed, per_class_indices, stratified_indices
@@ -121,9 +125,9 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     if opts["shots"] is not None:
         _positive_int("shots", opts["shots"])
     _positive_int("val_per_class", opts["val_per_class"])
-    for key in ("data_dir", *(option for _, option, _ in SHIFTS.values())):
-        if opts[key] is not None and not isinstance(opts[key], str | Path):
-            raise TypeError(f"task {NAME!r}: option {key!r} must be a path, got {opts[key]!r}")
+    opts["data_dir"] = check_data_dir(NAME, "data_dir", opts["data_dir"], "<data root>/imagenet")
+    for _, key, default in SHIFTS.values():
+        opts[key] = check_data_dir(NAME, key, opts[key], f"<data root>/{default}")
     return opts
 
 
@@ -265,9 +269,12 @@ def build_imagenet(paths: DataPaths, limits: SizeLimits, **options: Any) -> Task
         train_labels, opts["val_per_class"], derive_seed(seed, NAME, "val_holdout")
     )
     rest = np.setdiff1d(np.arange(len(train_labels)), held_out)
+    # Few-shot tasks draw per seed from the whole pools (as fewshot_* do): capping them
+    # first could leave classes with fewer than k shots.
+    pool_caps = (None, None) if opts["shots"] is not None else (limits.max_train, limits.max_val)
     for name, kind, index, cap in (
-        ("train", "train", rest, limits.max_train),
-        ("val", "val", held_out, limits.max_val),
+        ("train", "train", rest, pool_caps[0]),
+        ("val", "val", held_out, pool_caps[1]),
     ):
         part = data.ImageSet(train_pool.files.subset(index), train_pool.labels[index])
         cause = f"{imagenet / 'train'} has no images left for it (val_per_class too large?)"
@@ -284,7 +291,7 @@ def build_imagenet(paths: DataPaths, limits: SizeLimits, **options: Any) -> Task
         SplitInfo("test", "id"),
         test,
         test_labels,
-        limits.max_eval,
+        None if opts["base_to_new"] else limits.max_eval,  # capped after the class split
         f"{imagenet / 'val'} has no images of the training classes",
     )
 
@@ -352,4 +359,12 @@ def build_imagenet(paths: DataPaths, limits: SizeLimits, **options: Any) -> Task
         shots = opts["shots"]
         few_shot = FewShot(shots, min(shots, FEW_SHOT_MAX_VAL), seed)
     task = TaskData(NAME, "vision", classnames, splits, list(templates), few_shot=few_shot)
-    return base_to_new(task) if opts["base_to_new"] else task
+    if not opts["base_to_new"]:
+        return task
+    # As in fewshot_*: max_eval caps each of test and test_new after the class split.
+    task = base_to_new(task)
+    for name in ("test", "test_new"):
+        split = task.splits[name]
+        keep = stratified_indices(split.labels, limits.max_eval, derive_seed(seed, NAME, name))
+        task.splits[name] = Split(split.info, split.inputs.subset(keep), split.labels[keep])
+    return task
