@@ -193,3 +193,19 @@ def test_deberta_v3_code_path_from_a_local_folder(tmp_path):
     with torch.no_grad():
         features = backbone(backbone.prepare(["the movie was great", "a film"]))
     assert features.shape == (2, 32) and torch.isfinite(features).all()
+
+
+def test_ridge_map_strength_is_chosen_on_held_out_classes():
+    """The DeViSE map's ridge strength minimises the error on classes left out of the fit."""
+    from bench.backbones.devise import fit_ridge_map
+
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(200, 16))
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    true_map = rng.normal(size=(16, 8))
+    weights = text @ true_map + 0.05 * rng.normal(size=(200, 8))
+    projection, strength, errors = fit_ridge_map(text, weights, grid=(1e-3, 1e-1, 10.0, 1e3))
+    assert str(strength) == min(errors, key=errors.get)  # the held-out-class optimum
+    assert strength == 1e-3  # little noise: the least shrinkage wins
+    assert errors["1000.0"] > errors["0.001"]  # heavy shrinkage underfits
+    np.testing.assert_allclose(projection, true_map, atol=0.2)

@@ -59,8 +59,6 @@ def test_devise_zero_shot_beats_chance_on_fashion_mnist(shared_data):
     """
     task = create_task("fmnist", DataPaths(root=shared_data), SizeLimits(64, 64, 2000))
     ctx = context(task, "devise_lite0_minilm.imagenet", image_size=64)
-    backbone = ctx.backbone()
-    assert backbone.ridge in (1.0, 10.0, 100.0), backbone.ridge_errors  # CV optimum, not an edge
     predictions = create_method("zero_shot").run(ctx)
     assert accuracy(predictions["test"]) > 0.16
     assert set(predictions) == set(task.eval_splits())

@@ -76,6 +76,27 @@ def required_files(paths: DataPaths, **options: Any) -> list[Path]:
     return [p for split in SPLITS for p in split_files(paths.fashion_mnist, split)]
 
 
+def manifest(paths: DataPaths, **options: Any) -> list:
+    """The four IDX files with their record counts (read from the IDX headers)."""
+    import gzip
+    import struct
+
+    from bench.data import ManifestEntry
+    from bench.data.fashion_mnist import COUNTS
+
+    def records(path: Path) -> int:
+        with gzip.open(path, "rb") as handle:
+            return struct.unpack(">I", handle.read(8)[4:8])[0]
+
+    _options(options)
+    source = "Xiao et al. (2017), Fashion-MNIST README: 60,000 train / 10,000 test"
+    return [
+        ManifestEntry(path, "records", COUNTS[split], records, source)
+        for split in SPLITS
+        for path in split_files(paths.fashion_mnist, split)
+    ]
+
+
 @register_task(
     NAME,
     modality="vision",
@@ -84,6 +105,7 @@ def required_files(paths: DataPaths, **options: Any) -> list[Path]:
         "contrast, rotation at 3 severities; OOD: held-out classes and sklearn digits"
     ),
     required_files=required_files,
+    manifest=manifest,
 )
 def build_fmnist(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskData:
     """Builds the task (see module docstring).

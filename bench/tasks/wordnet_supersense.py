@@ -95,6 +95,24 @@ def required_files(paths: DataPaths, **options: Any) -> list[Path]:
     return [paths.wordnet / "data.noun"]
 
 
+def manifest(paths: DataPaths, **options: Any) -> list:
+    """``data.noun`` with WordNet 3.0's noun synset count (lines that are not license)."""
+    from bench.data import ManifestEntry
+    from bench.data.wordnet import NOUN_SYNSET_COUNT
+
+    def synsets(path: Path) -> int:
+        with open(path, "rb") as handle:
+            return sum(1 for line in handle if line[:1].isdigit())
+
+    _options(options)
+    source = "WordNet 3.0 statistics (wnstats(7WN)): 82,115 noun synsets"
+    return [
+        ManifestEntry(
+            paths.wordnet / "data.noun", "noun synsets", NOUN_SYNSET_COUNT, synsets, source
+        )
+    ]
+
+
 def _unique_definitions(synsets: list[NounSynset], wanted: set[str]) -> list[NounSynset]:
     """Synsets of ``wanted`` categories with one synset per definition text.
 
@@ -121,6 +139,7 @@ def _unique_definitions(synsets: list[NounSynset], wanted: set[str]) -> list[Nou
         "examples of test synsets; OOD: definitions of feeling, shape and time synsets"
     ),
     required_files=required_files,
+    manifest=manifest,
 )
 def build_wordnet_supersense(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskData:
     """Builds the task (see module docstring).
