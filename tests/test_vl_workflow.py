@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import REPO_ROOT
 from fixtures_coop import write_eurosat
@@ -82,5 +83,15 @@ def test_zero_shot_and_linear_probe_run_end_to_end(tmp_path):
     # Seeds draw different shots: the linear probes differ.
     assert probe != metrics("fewshot_eurosat", "clip_tiny.random", "linear_probe", seed=1)
 
-    board = (tmp_path / "results" / "leaderboard" / "leaderboard.csv").read_text()
-    assert "zero_shot" in board and "fewshot_eurosat" in board
+    board = pd.read_csv(tmp_path / "results" / "leaderboard" / "leaderboard.csv")
+    eurosat = board[board.task == "fewshot_eurosat"].set_index("method")
+    base, new = eurosat.loc["zero_shot", "id_acc_mean"], eurosat.loc["zero_shot", "new_acc_mean"]
+    if base + new > 0:
+        assert eurosat.loc["zero_shot", "base_new_hm_mean"] == pytest.approx(
+            2 * base * new / (base + new)
+        )
+    assert np.isnan(eurosat.loc["linear_probe", "base_new_hm_mean"])
+    markdown = tmp_path / "results" / "leaderboard" / "fewshot_eurosat__clip_tiny.random.md"
+    assert "base/new HM" in markdown.read_text()
+    imagenet_md = tmp_path / "results" / "leaderboard" / "imagenet__clip_tiny.random.md"
+    assert "base/new HM" not in imagenet_md.read_text()
