@@ -93,13 +93,13 @@ def test_score_run_matches_the_metric_functions(tmp_path):
     assert metrics["splits"]["ood_x"]["kind"] == "ood"
 
 
-def test_aggregate_builds_tidy_table_and_sorted_leaderboard(tmp_path):
+def test_aggregate_builds_tidy_table_and_sorted_leaderboard(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     files = []
     for method, shift in (("weak", -0.8), ("strong", 1.5)):
         for seed in ("0", "1", "2"):
             files.append(write_cell(tmp_path, "t", method, seed, rng, shift) / "metrics.json")
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # undone after the test: later tests read relative paths
     board = aggregate(
         [str(f.relative_to(tmp_path)) for f in files], Path("results/benchmarks"), Path("results")
     )
