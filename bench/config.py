@@ -274,6 +274,10 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
     Raises:
         ConfigError: Unknown names, impossible pairs, bad values, a missing data root.
     """
+    seeds = config.get("seeds")
+    if isinstance(seeds, list) and all(isinstance(x, str) and x.isdigit() for x in seeds):
+        # Snakemake's --config 'seeds=[0,1,2]' yields strings; they are meant as integers.
+        config = {**config, "seeds": [int(x) for x in seeds]}
     config = validate_schema(config)
     _check_names(config)
     _check_hparams(config)
@@ -282,7 +286,7 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
         raise ConfigError(
             f"data.root: {paths.root} is not a directory; point it at the folder holding the "
             "datasets (nlp/, imagenet/, coop/, cifar/; ../shared/data for the default grid) "
-            "with --config data.root=PATH"
+            "with --config 'data={root: PATH}'"
         )
     skipped = {}
     for task, block in config["tasks"].items():

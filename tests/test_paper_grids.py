@@ -88,3 +88,17 @@ def test_paper_grid_with_a_missing_folder_stops_at_dag_build(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("config error:") and "imagenet-a" in last, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_documented_command_line_overrides(tmp_path):
+    """The README's `--config 'data={root: PATH}' 'seeds=[...]'` form works as documented."""
+    root = tmp_path / "data"
+    config = paper_config("imagenet_shifts.yaml", tmp_path / "elsewhere")
+    placeholder_tree(root, config)
+    config_file = write_config(tmp_path / "grid.yaml", config)
+    result = snakemake(
+        tmp_path, config_file, "-n", "--quiet", "rules",
+        "--config", f"data={{root: {root}}}", "seeds=[0,1]",
+    )  # fmt: skip
+    counts = rule_counts(result.stdout)
+    assert counts["fit"] == 3 * 2 * 4  # 3 backbones x 2 seeds x 4 plain methods

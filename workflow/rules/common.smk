@@ -33,8 +33,10 @@ except ConfigError as error:
     print(f"config error: {error}", file=sys.stderr)
     sys.exit(1)
 
-validate(config, schema="../schemas/config.schema.yaml")
+# The resolved config (defaults filled, CLI strings such as --config 'seeds=[0,1]' read
+# as integers) replaces Snakemake's, and is what the schema check sees.
 config.update(GRID.config)
+validate(config, schema="../schemas/config.schema.yaml")
 
 # The resolved config is written once, content-addressed, and every job reads it, so a
 # cell rerun by hand from its log uses exactly the settings Snakemake resolved.
