@@ -131,7 +131,8 @@ def test_clip_weights_settings_follow_the_tag():
 
 
 @pytest.mark.parametrize(
-    ("name", "dim"), [("clip_vit_b32.openai", 512), ("clip_rn50.openai", 1024)]
+    ("name", "dim"),
+    [("clip_vit_b32.openai", 512), ("clip_vit_b16.openai", 512), ("clip_rn50.openai", 1024)],
 )
 def test_real_clip_architectures_build_with_random_weights(name, dim):
     backbone = create_backbone(name, random_init=True).eval()
@@ -209,3 +210,12 @@ def test_ridge_map_strength_is_chosen_on_held_out_classes():
     assert strength == 1e-3  # little noise: the least shrinkage wins
     assert errors["1000.0"] > errors["0.001"]  # heavy shrinkage underfits
     np.testing.assert_allclose(projection, true_map, atol=0.2)
+
+
+def test_vit_l14_architecture_matches_its_published_dimensions():
+    """ViT-L/14 is not instantiated here (428M parameters); its config is checked instead."""
+    import open_clip
+
+    cfg = open_clip.get_model_config("ViT-L-14")
+    assert cfg["embed_dim"] == 768 and cfg["vision_cfg"]["patch_size"] == 14
+    assert cfg["vision_cfg"]["image_size"] == 224
