@@ -38,7 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import DataCountError, check_bool, check_count, check_data_dir
+from bench.data import (
+    DataCountError,
+    ManifestEntry,
+    check_bool,
+    check_count,
+    check_data_dir,
+    count_lines,
+)
 from bench.data.sampling import capped_indices, derive_seed
 
 #: Examples per sentence file of the complete published copies.
@@ -79,6 +86,7 @@ CLINC150_COUNTS: dict[str, int] = CLINC150_VARIANTS["full"][1]
 #: CLINC150's Wikipedia sentences (oos-eval ``data/all_wiki_sents.txt``, lines counted).
 WIKI_FILE = "all_wiki_sents.txt"
 WIKI_COUNT = 14750
+WIKI_SOURCE = "clinc/oos-eval data/all_wiki_sents.txt (lines)"
 
 #: Queries per Banking77 csv file (Casanueva et al., 2020, Table 1: 10,003 / 3,080).
 BANKING77_COUNTS: dict[str, int] = {"train.csv": 10003, "test.csv": 3080}
@@ -387,6 +395,14 @@ def wiki_file(folder: Path) -> Path:
 def context_files(folder: Path, opts: Mapping[str, Any]) -> list[Path]:
     """Files the chosen ``context`` needs; the hub has no copy of the wiki sentences."""
     return [wiki_file(folder)] if opts["context"] == "wiki" else []
+
+
+def context_manifest(folder: Path, opts: Mapping[str, Any]) -> list[ManifestEntry]:
+    """Manifest entries of the chosen ``context`` (the Wikipedia sentences' line count)."""
+    return [
+        ManifestEntry(path, "sentences", WIKI_COUNT, count_lines, WIKI_SOURCE)
+        for path in context_files(folder, opts)
+    ]
 
 
 # --------------------------------------------------------------------------- manifests

@@ -48,13 +48,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import ManifestEntry, check_bool, check_nonempty, count_lines, resolve_options
+from bench.data import ManifestEntry, check_bool, check_nonempty, resolve_options
 from bench.data.nlp import (
     BANKING77_COUNTS,
     BANKING77_DIR,
     CLINC150_COUNTS,
     TEXT_OPTIONS,
-    WIKI_COUNT,
     TextSource,
     banking77_class_order,
     check_text_options,
@@ -62,9 +61,9 @@ from bench.data.nlp import (
     clinc150_part_counter,
     clinc_style,
     context_files,
+    context_manifest,
     count_csv_rows,
     text_folder,
-    wiki_file,
 )
 from bench.data.sampling import capped_indices, derive_seed, stratified_indices, stratified_split
 from bench.tasks import DataPaths, SizeLimits, register_task
@@ -157,17 +156,7 @@ def manifest(paths: DataPaths, **options: Any) -> list[ManifestEntry]:
                     "oos-eval README",
                 )
             )
-    if opts["context"] == "wiki":
-        entries.append(
-            ManifestEntry(
-                wiki_file(folder),
-                "sentences",
-                WIKI_COUNT,
-                count_lines,
-                "clinc/oos-eval data/all_wiki_sents.txt (lines)",
-            )
-        )
-    return entries
+    return entries + context_manifest(folder, opts)
 
 
 def heldout_choice(classnames: list[str], count: int, seed: int) -> list[str]:

@@ -47,23 +47,22 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import ManifestEntry, check_bool, check_nonempty, count_lines, resolve_options
+from bench.data import ManifestEntry, check_bool, check_nonempty, resolve_options
 from bench.data.nlp import (
     BANKING77_COUNTS,
     BANKING77_DIR,
     CLINC150_PARTS,
     CLINC150_VARIANTS,
     TEXT_OPTIONS,
-    WIKI_COUNT,
     TextSource,
     check_text_options,
     clinc150_file,
     clinc150_part_counter,
     clinc_style,
     context_files,
+    context_manifest,
     count_csv_rows,
     text_folder,
-    wiki_file,
 )
 from bench.data.sampling import capped_indices, derive_seed, stratified_indices
 from bench.tasks import DataPaths, SizeLimits, register_task
@@ -167,12 +166,7 @@ def manifest(paths: DataPaths, **options: Any) -> list[ManifestEntry]:
                     "Casanueva et al. (2020), Table 1",
                 )
             )
-    if opts["context"] == "wiki":
-        entries.append(
-            ManifestEntry(wiki_file(folder), "sentences", WIKI_COUNT, count_lines,
-                          "clinc/oos-eval data/all_wiki_sents.txt (lines)")
-        )  # fmt: skip
-    return entries
+    return entries + context_manifest(folder, opts)
 
 
 @register_task(

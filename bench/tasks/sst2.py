@@ -44,13 +44,12 @@ from bench.data.nlp import (
     SENTENCE_COUNTS,
     SENTENCE_DIR,
     TEXT_OPTIONS,
-    WIKI_COUNT,
     TextSource,
     check_text_options,
     context_files,
+    context_manifest,
     overlap_mask,
     text_folder,
-    wiki_file,
 )
 from bench.data.sampling import capped_indices, derive_seed, stratified_indices
 from bench.tasks import DataPaths, SizeLimits, register_task
@@ -122,17 +121,7 @@ def manifest(paths: DataPaths, **options: Any) -> list[ManifestEntry]:
             )
             for name in _sentence_files()
         ]
-    if opts["context"] == "wiki":
-        entries.append(
-            ManifestEntry(
-                wiki_file(folder),
-                "sentences",
-                WIKI_COUNT,
-                count_lines,
-                "clinc/oos-eval data/all_wiki_sents.txt (lines)",
-            )
-        )
-    return entries
+    return entries + context_manifest(folder, opts)
 
 
 @register_task(
