@@ -130,8 +130,7 @@ def stratified_split(
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in fractions]
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
+    for members in class_members(labels):
         members = members[rng.permutation(len(members))]
         # Cumulative rounding keeps the part sizes within one of the exact fractions.
         bounds = np.round(np.cumsum(fr) * len(members)).astype(np.int64)
@@ -142,6 +141,44 @@ def stratified_split(
     return [
         np.sort(np.concatenate(p)).astype(np.int64) if p else np.zeros(0, np.int64) for p in parts
     ]
+
+
+def holdout_train_val(
+    labels: np.ndarray,
+    val_fraction: float,
+    max_train: int | None,
+    max_val: int | None,
+    seed: int,
+    task: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Holds a stratified validation part out of a training set, then caps both parts.
+
+    The partition is drawn before any cap, so ``val`` never depends on ``max_train``.
+    Seeds: ``derive_seed(seed, task, "val")`` for the partition, ``"train"`` and
+    ``"val_cap"`` for the caps.
+
+    Args:
+        labels: ``[N]`` labels of the training set.
+        val_fraction: Share of each class held out.
+        max_train: Cap of the train part (None keeps it all).
+        max_val: Cap of the val part.
+        seed: The data seed.
+        task: Task name (part of every derived seed).
+
+    Returns:
+        ``(train, val)``: sorted, disjoint ``int64`` indices into ``labels``.
+    """
+    labels = np.asarray(labels)
+    train_pool, val_pool = stratified_split(
+        labels, (1 - val_fraction, val_fraction), derive_seed(seed, task, "val")
+    )
+    train = train_pool[
+        stratified_indices(labels[train_pool], max_train, derive_seed(seed, task, "train"))
+    ]
+    val = val_pool[
+        stratified_indices(labels[val_pool], max_val, derive_seed(seed, task, "val_cap"))
+    ]
+    return train, val
 
 
 def per_class_indices(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:

@@ -65,7 +65,12 @@ from bench.data.cifar import (
     STANDARD_CORRUPTIONS,
     SVHN_COUNTS,
 )
-from bench.data.sampling import capped_indices, derive_seed, stratified_indices, stratified_split
+from bench.data.sampling import (
+    capped_indices,
+    derive_seed,
+    holdout_train_val,
+    stratified_indices,
+)
 from bench.tasks import DataPaths, SizeLimits, register_task
 from bench.tasks.base import OOD_LABEL, Split, SplitInfo, TaskData
 
@@ -318,15 +323,7 @@ def _build(spec: _Spec, paths: DataPaths, limits: SizeLimits, options: dict) -> 
         return np.full(n, OOD_LABEL, dtype=np.int64)
 
     # The val pool is fixed before any cap, so it never depends on max_train.
-    train_pool, val_pool = stratified_split(
-        train_y, (1 - VAL_FRACTION, VAL_FRACTION), derive_seed(seed, name, "val")
-    )
-    tr = train_pool[
-        stratified_indices(train_y[train_pool], limits.max_train, derive_seed(seed, name, "train"))
-    ]
-    va = val_pool[
-        stratified_indices(train_y[val_pool], limits.max_val, derive_seed(seed, name, "val_cap"))
-    ]
+    tr, va = holdout_train_val(train_y, VAL_FRACTION, limits.max_train, limits.max_val, seed, name)
     cause = "the training batches hold no images (or a cap of 0)"
     add(SplitInfo("train", "train"), train_x[tr], train_y[tr], cause)
     add(SplitInfo("val", "val"), train_x[va], train_y[va], cause)

@@ -23,7 +23,12 @@ from bench.data import check_bool, check_nonempty, resolve_options
 from bench.data.corruptions import CORRUPTIONS, MAX_SEVERITY, corrupt
 from bench.data.digits import DIGITS_COUNT, load_digits_28
 from bench.data.fashion_mnist import CLASSNAMES, COUNTS, SPLITS, load_fashion_mnist, split_files
-from bench.data.sampling import capped_indices, derive_seed, stratified_indices, stratified_split
+from bench.data.sampling import (
+    capped_indices,
+    derive_seed,
+    holdout_train_val,
+    stratified_indices,
+)
 from bench.tasks import DataPaths, SizeLimits, register_task
 from bench.tasks.base import OOD_LABEL, Split, SplitInfo, TaskData
 
@@ -146,18 +151,12 @@ def build_fmnist(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskDa
     # Train/val: a fixed per-class partition of the train file first, then the caps, so
     # the val images never depend on max_train and never overlap the train images.
     id_train = np.flatnonzero(train_y != OOD_LABEL)
-    train_pool, val_pool = (
-        id_train[p]
-        for p in stratified_split(
-            train_y[id_train], (1 - VAL_FRACTION, VAL_FRACTION), derive_seed(seed, NAME, "val")
+    tr, va = (
+        id_train[part]
+        for part in holdout_train_val(
+            train_y[id_train], VAL_FRACTION, limits.max_train, limits.max_val, seed, NAME
         )
     )
-    tr = train_pool[
-        stratified_indices(train_y[train_pool], limits.max_train, derive_seed(seed, NAME, "train"))
-    ]
-    va = val_pool[
-        stratified_indices(train_y[val_pool], limits.max_val, derive_seed(seed, NAME, "val_cap"))
-    ]
     cause = "no in-distribution images in the train file (or a cap of 0)"
     add(SplitInfo("train", "train"), train_x[tr], train_y[tr], cause)
     add(SplitInfo("val", "val"), train_x[va], train_y[va], cause)
