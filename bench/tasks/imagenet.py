@@ -263,6 +263,26 @@ def build_imagenet(paths: DataPaths, limits: SizeLimits, **options: Any) -> Task
         keep = np.flatnonzero(labels >= 0)
         return data.ImageSet(images.files.subset(keep), images.labels[keep]), labels[keep]
 
+    def add_class_subset(split_name, shift, images, image_class, groups, names, cause) -> None:
+        # A shift scored on its own classes (ImageNet-R/A, ObjectNet): image_class is each
+        # image's evaluation class (-1: none), groups the ImageNet classes of each one.
+        # Evaluation classes without a task class (trimmed copies) are dropped.
+        task_groups = [tuple(int(to_task[i]) for i in g if to_task[i] >= 0) for g in groups]
+        kept = [k for k, group in enumerate(task_groups) if group]
+        position = np.full(len(groups) + 1, -1, dtype=np.int64)  # last entry: image_class -1
+        position[kept] = np.arange(len(kept))
+        labels = position[image_class]
+        keep = np.flatnonzero(labels >= 0)
+        info = SplitInfo(
+            split_name,
+            "shift",
+            shift,
+            classnames=tuple(names[k] for k in kept),
+            label_map=tuple(task_groups[k] for k in kept),
+        )
+        subset = data.ImageSet(images.files.subset(keep), images.labels[keep])
+        add(info, subset, labels[keep], limits.max_eval, cause)
+
     # Hold out val_per_class images of every class from train (see module docstring).
     train_labels = to_task[train_pool.labels]
     held_out = per_class_indices(
@@ -319,40 +339,29 @@ def build_imagenet(paths: DataPaths, limits: SizeLimits, **options: Any) -> Task
                 folder, expect(count), published if verify else None, what
             )
             index = data.wnid_to_index()
-            eval_classes = [index[w] for w in published if to_task[index[w]] >= 0]
+            published_index = [index[w] for w in published]
             position = np.full(1000, -1, dtype=np.int64)
-            position[eval_classes] = np.arange(len(eval_classes))
-            labels = position[images.labels]
-            keep = np.flatnonzero(labels >= 0)
-            info = SplitInfo(
+            position[published_index] = np.arange(len(published))
+            add_class_subset(
                 split_name,
-                "shift",
                 shift,
-                classnames=tuple(all_names[i] for i in eval_classes),
-                label_map=tuple((int(to_task[i]),) for i in eval_classes),
+                images,
+                position[images.labels],
+                [(i,) for i in published_index],
+                [all_names[i] for i in published_index],
+                cause,
             )
-            images = data.ImageSet(images.files.subset(keep), images.labels[keep])
-            add(info, images, labels[keep], limits.max_eval, cause)
         else:
             images, mapping = data.read_objectnet(folder, verify)
-            groups = [
-                tuple(int(to_task[i]) for i in g if to_task[i] >= 0)
-                for g in mapping.imagenet_indices
-            ]
-            kept = [k for k, group in enumerate(groups) if group]
-            position = np.full(len(groups), -1, dtype=np.int64)
-            position[kept] = np.arange(len(kept))
-            labels = position[images.labels]
-            keep = np.flatnonzero(labels >= 0)
-            info = SplitInfo(
+            add_class_subset(
                 split_name,
-                "shift",
                 shift,
-                classnames=tuple(mapping.names[k] for k in kept),
-                label_map=tuple(groups[k] for k in kept),
+                images,
+                images.labels,
+                mapping.imagenet_indices,
+                mapping.names,
+                cause,
             )
-            images = data.ImageSet(images.files.subset(keep), images.labels[keep])
-            add(info, images, labels[keep], limits.max_eval, cause)
 
     few_shot = None
     if opts["shots"] is not None:
