@@ -33,6 +33,7 @@ from fixtures_nlp_hub import (  # noqa: E402
     hub_tables,
     write_clinc150_variants,
 )
+from test_tasks import assert_same_task, build  # noqa: E402
 
 from bench.data import DataCountError, check_manifest, nlp  # noqa: E402
 from bench.data import hub as hub_module  # noqa: E402
@@ -41,14 +42,12 @@ from bench.tasks import (  # noqa: E402
     OOD_LABEL,
     DataPaths,
     SizeLimits,
-    TaskData,
     create_task,
     missing_task_files,
     task_manifest,
     task_metadata,
 )
 
-FIXTURE = {"verify_counts": False}
 NLP_TASKS = ("clinc150", "banking77", "sst2")
 BANKING_PER_INTENT = 10
 
@@ -64,20 +63,6 @@ def paths(tmp_path_factory) -> DataPaths:
     write_clinc150_variants(paths.root)
     write_banking77(paths.root, per_intent=BANKING_PER_INTENT)
     return paths
-
-
-def build(name: str, paths: DataPaths, limits: SizeLimits | None = None, **options) -> TaskData:
-    return create_task(name, paths, limits, **{**FIXTURE, **options})
-
-
-def assert_same_task(a: TaskData, b: TaskData) -> None:
-    assert a.classnames == b.classnames and list(a.splits) == list(b.splits)
-    for name in a.splits:
-        sa, sb = a.splits[name], b.splits[name]
-        assert sa.info == sb.info
-        np.testing.assert_array_equal(sa.labels, sb.labels)
-        assert sa.inputs == sb.inputs, name
-    assert a.context == b.context
 
 
 def require_real(*files: Path) -> None:

@@ -59,7 +59,11 @@ def assert_same_task(a: TaskData, b: TaskData) -> None:
         if isinstance(sa.inputs, np.ndarray):
             np.testing.assert_array_equal(sa.inputs, sb.inputs)
         else:
-            assert sa.inputs == sb.inputs
+            assert sa.inputs == sb.inputs, name
+    if isinstance(a.context, np.ndarray):
+        np.testing.assert_array_equal(a.context, b.context)
+    else:
+        assert a.context == b.context
 
 
 def keys(split) -> set:
