@@ -265,48 +265,45 @@ def cmd_figures(args) -> int:
     return 0
 
 
-def _data_context(args):
-    """(DataPaths, options of args.task) from --root or the config's data section."""
-    import yaml
+def _data_context(args) -> tuple:
+    """Data paths and every configured task's options, from ``--root`` or ``--config``.
 
+    Returns:
+        ``(DataPaths, {task: options})``; with ``--root`` no task has options.
+    """
     from bench.tasks import DataPaths
 
-    options: dict = {}
     if args.root:
-        paths = DataPaths(root=Path(args.root).expanduser())
-    else:
-        grid = load_grid_file(args.config, log=_log)
-        paths = grid.data_paths()
-        task = getattr(args, "task", None)
-        if task and task in grid.config["tasks"]:
-            options = dict(grid.config["tasks"][task]["options"])
-    for item in getattr(args, "option", None) or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--option {item!r}: expected KEY=VALUE (YAML value)")
-        options[key] = yaml.safe_load(value)
-    return paths, options
+        return DataPaths(root=Path(args.root).expanduser()), {}
+    grid = load_grid_file(args.config, log=_log)
+    options = {task: dict(block["options"]) for task, block in grid.config["tasks"].items()}
+    return grid.data_paths(), options
 
 
 def cmd_data(args) -> int:
+    import yaml
+
     from bench.data import check_manifest
     from bench.tasks import list_tasks, task_manifest, task_metadata
 
     if args.action == "list":
-        paths, _ = _data_context(args)
-        # Tasks in the config are listed with its options (data_dir, variant, shifts...).
-        configured = {} if args.root else load_grid_file(args.config).config["tasks"]
+        paths, configured = _data_context(args)
         for name in list_tasks(args.pattern):
             meta = task_metadata(name)
-            options = configured.get(name, {}).get("options", {})
             print(f"{name} ({meta['modality']}): {meta['description']}")
-            for entry in task_manifest(name, paths, **options):
+            for entry in task_manifest(name, paths, **configured.get(name, {})):
                 count = "" if entry.expected is None else f"  [{entry.expected} {entry.what}]"
                 print(f"    {entry.path}{count}")
         return 0
     if args.task not in list_tasks():
         raise ConfigError(f"unknown task {args.task!r}; valid tasks: {', '.join(list_tasks())}")
-    paths, options = _data_context(args)
+    paths, configured = _data_context(args)
+    options = configured.get(args.task, {})
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--option {item!r}: expected KEY=VALUE (YAML value)")
+        options[key] = yaml.safe_load(value)
     try:
         entries = task_manifest(args.task, paths, **options)
     except (TypeError, ValueError) as error:
