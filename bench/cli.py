@@ -239,9 +239,12 @@ def cmd_ensemble(args) -> int:
 
 def cmd_score(args) -> int:
     from bench.io import atomic_write_json
-    from bench.reporting.score import score_run
+    from bench.reporting.score import save_examples, score_run
 
-    metrics = score_run(Path(args.run_dir))
+    examples = {} if args.examples else None
+    metrics = score_run(Path(args.run_dir), examples)
+    if args.examples:
+        save_examples(Path(args.examples), examples)
     atomic_write_json(args.out, metrics, schema="metrics.schema.json")
     return 0
 
@@ -387,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="compute metrics.json from a run directory's predictions")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument(
+        "--examples", help="also write the per-example arrays of the bootstrap (examples.npz)"
+    )
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("aggregate", help="build the tidy table and the leaderboards")

@@ -27,6 +27,7 @@ from bench.metrics.ood import (
 from bench.metrics.scoring import (
     METRICS,
     MetricSpec,
+    example_statistics,
     list_metrics,
     metric_spec,
     score_ood,
@@ -47,6 +48,7 @@ __all__ = [
     "SCORE_NAMES",
     "MetricSpec",
     "accuracy",
+    "example_statistics",
     "accuracy_at_coverage",
     "aurc",
     "brier",

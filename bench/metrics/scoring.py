@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+import numpy as np
+
 from bench.metrics._inputs import check_labels, check_pred, check_prob_rows
 from bench.metrics.calibration import _ece_adaptive, _ece_classwise, _ece_equal_width, _mce
 from bench.metrics.classification import (
+    NLL_EPS,
     _accuracy,
     _brier,
     _label_log_probs,
@@ -249,3 +252,35 @@ def score_ood(pred_id: Any, pred_ood: Any, kind: str) -> dict[str, float]:
         out[f"ood/aupr_out_{s}"] = _average_precision(-s_ood, -s_id)
         out[f"ood/fpr95_{s}"] = _fpr_at_tpr(s_id, s_ood)
     return {key: out[key] for key in METRICS if key in out}
+
+
+def example_statistics(pred: Any, labels: Any | None, kind: str) -> dict[str, np.ndarray]:
+    """Per-example quantities from which the headline metrics are means or rank statistics.
+
+    Used by the paired bootstrap (:mod:`bench.reporting.stats`), which resamples examples
+    and must reproduce :func:`score_predictions` / :func:`score_ood` exactly on the full
+    sample. Confidence and correctness follow :func:`score_predictions` (MSP, arg-max with
+    ties to the lowest class); ``nll`` is ``-log p_{i,y_i}`` computed in the log domain, so
+    its mean is ``cls/nll``. The confidence of an OOD split is its MSP score.
+
+    Args:
+        pred: ``[N, C]`` logits or ``[S, N, C]`` log-probabilities.
+        labels: ``[N]`` labels, or ``None`` for an OOD split (confidence only).
+        kind: ``"logits"`` or ``"logprobs"``.
+
+    Returns:
+        ``{"confidence": [N]}`` (the probabilities' dtype) plus, with labels,
+        ``"correct": bool [N]`` and ``"nll": float64 [N]``.
+
+    """
+    arr = check_pred(pred, kind)
+    probs = _to_probs(arr, kind)
+    conf, pred_cls = _top1(probs)
+    # Confidences keep their dtype: ECE's bin edges depend on it (bench.metrics.calibration).
+    out = {"confidence": conf}
+    if labels is not None:
+        y = check_labels(labels, arr.shape[-2], arr.shape[-1])
+        log_py = _label_log_probs(arr, kind, probs, y)
+        out["correct"] = pred_cls == y
+        out["nll"] = -np.where(np.isneginf(log_py), np.log(NLL_EPS), log_py)
+    return out

@@ -1,4 +1,5 @@
-# Metrics from saved predictions: adding a metric never retrains anything.
+# Metrics, and the per-example arrays the bootstrap resamples, from saved predictions:
+# adding a metric never retrains anything.
 
 
 rule score:
@@ -6,7 +7,8 @@ rule score:
         predictions="results/runs/{task}/{backbone}/{method}/{run}/predictions.npz",
         run="results/runs/{task}/{backbone}/{method}/{run}/run.json",
     output:
-        "results/runs/{task}/{backbone}/{method}/{run}/metrics.json",
+        metrics="results/runs/{task}/{backbone}/{method}/{run}/metrics.json",
+        examples="results/runs/{task}/{backbone}/{method}/{run}/examples.npz",
     wildcard_constraints:
         run=r"seed\d+|ensemble",
     params:
@@ -16,4 +18,5 @@ rule score:
     benchmark:
         "results/benchmarks/score/{task}/{backbone}/{method}/{run}.tsv"
     shell:
-        "{PYTHON} -m bench score --run-dir {params.run_dir} --out {output} > {log} 2>&1"
+        "{PYTHON} -m bench score --run-dir {params.run_dir} --out {output.metrics}"
+        " --examples {output.examples} > {log} 2>&1"
