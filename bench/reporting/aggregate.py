@@ -1,9 +1,11 @@
-"""The tidy results table and the first leaderboards (CSV and Markdown).
+"""The tidy results table, the per-run costs and the numeric overview leaderboard.
 
-``results/tables/runs.parquet`` has one row per cell x split x metric, numbers only.
-Leaderboards are views of it: per (task, backbone), one row per method with mean,
-std and n over seeds of a fixed set of summary columns, plus the cost from the
-Snakemake benchmark files. Nothing is typed by hand.
+``results/tables/runs.parquet`` has one row per cell x split x metric, numbers only;
+``results/tables/costs.parquet`` one row per run with its fit time, peak memory, device
+and device-hours from the Snakemake benchmark files; ``results/leaderboard/leaderboard.csv``
+per (task, backbone) one row per method with mean, std and n over seeds of a fixed set of
+headline columns. Every rendered leaderboard is built from these by
+:mod:`bench.reporting.report`. Nothing is typed by hand.
 """
 
 from __future__ import annotations
@@ -128,8 +130,30 @@ def read_costs(benchmarks_root: Path, run_dirs: list[str]) -> pd.DataFrame:
             if found:
                 seconds = float(sum(f["s"].iloc[0] for f in found))
                 rss = float(max(f["max_rss"].iloc[0] for f in found))
-        rows.append({"run_dir": run_dir, "fit_seconds": seconds, "fit_max_rss_mb": rss})
-    return pd.DataFrame(rows, columns=["run_dir", *COST_COLUMNS])
+        rows.append(
+            {
+                "run_dir": run_dir,
+                "fit_seconds": seconds,
+                "fit_max_rss_mb": rss,
+                "device": _run_device(Path(run_dir)),
+                "device_hours": seconds / 3600.0,
+            }
+        )
+    return pd.DataFrame(rows, columns=["run_dir", *COST_COLUMNS, "device", "device_hours"])
+
+
+def _run_device(run_dir: Path) -> str:
+    """The device a run trained on (run.json ``hardware.device``), "" if unknown.
+
+    An ensemble reports its members' device: combining predictions is numpy on the host.
+    """
+    try:
+        if run_dir.name == "ensemble":
+            members = sorted(run_dir.parent.glob("seed*/run.json"))
+            run_dir = members[0].parent if members else run_dir
+        return str(json.loads((run_dir / "run.json").read_text())["hardware"]["device"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return ""
 
 
 def cell_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -165,73 +189,21 @@ def leaderboard(summary: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def _format_cell(mean: float, std: float, percent: bool) -> str:
-    if mean != mean:  # NaN: the metric does not exist for this cell
-        return "–"
-    scale = 100.0 if percent else 1.0
-    text = f"{mean * scale:.1f}" if percent else f"{mean:.3g}"
-    if std == std:
-        text += f" ± {std * scale:.1f}" if percent else f" ± {std:.2g}"
-    return text
-
-
-_PERCENT = {
-    "id_acc",
-    "id_ece",
-    "shift_acc",
-    "shift_ece",
-    "ood_auroc",
-    "ood_fpr95",
-    "new_acc",
-    "base_new_hm",
-}
-_HEADERS = {
-    "id_acc": "ID acc (%) ↑",
-    "id_ece": "ID ECE (%) ↓",
-    "id_nll": "ID NLL ↓",
-    "id_aurc": "ID AURC ↓",
-    "shift_acc": "shift acc (%) ↑",
-    "shift_ece": "shift ECE (%) ↓",
-    "ood_auroc": "OOD AUROC (%) ↑",
-    "ood_fpr95": "OOD FPR95 (%) ↓",
-    "new_acc": "new-class acc (%) ↑",
-    "base_new_hm": "base/new HM (%) ↑",
-    "fit_seconds": "fit time (s)",
-    "fit_max_rss_mb": "peak mem (MB)",
-}
-
-
-def render_markdown(board: pd.DataFrame, task: str, backbone: str) -> str:
-    """Markdown table of one (task, backbone) block: mean ± std over seeds."""
-    block = board[(board.task == task) & (board.backbone == backbone)]
-    columns = [c for c, _, _ in SUMMARY_COLUMNS] + DERIVED_COLUMNS + COST_COLUMNS
-    # A column no method of this block has (new-class accuracy outside base-to-new) is left out.
-    columns = [c for c in columns if c in COST_COLUMNS or block[f"{c}_mean"].notna().any()]
-    lines = [
-        f"### {task} · {backbone}",
-        "",
-        "| method | n | " + " | ".join(_HEADERS[c] for c in columns) + " |",
-        "|---|---:|" + "---:|" * len(columns),
-    ]
-    for _, row in block.iterrows():
-        cells = [_format_cell(row[f"{c}_mean"], row[f"{c}_std"], c in _PERCENT) for c in columns]
-        lines.append(f"| {row.method} | {int(row.n)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def aggregate(
     metrics_files: list[str],
     benchmarks_root: Path,
     out_dir: Path,
     reference_method: str = "full_ft",
 ) -> pd.DataFrame:
-    """Builds ``tables/runs.parquet``, ``tables/leaderboard.csv`` and Markdown leaderboards.
+    """Builds ``tables/runs.parquet``, ``tables/costs.parquet`` and ``leaderboard/leaderboard.csv``.
+
+    The rendered leaderboards come from :func:`bench.reporting.report.build_reports`.
 
     Args:
         metrics_files: Every cell's metrics.json.
         benchmarks_root: Folder of Snakemake benchmark TSVs (``fit/...``, ``posthoc/...``).
         out_dir: The results folder.
-        reference_method: Named in the Markdown header as the comparison baseline.
+        reference_method: Unused here (kept for the CLI); the reports name it.
 
     Returns:
         The leaderboard (numbers only).
@@ -243,26 +215,12 @@ def aggregate(
     table.to_parquet(buffer, index=False)
     atomic_write_bytes(out_dir / "tables" / "runs.parquet", buffer.getvalue())
     costs = read_costs(benchmarks_root, table.run_dir.unique().tolist())
-    board = leaderboard(cell_summary(table), costs)
+    keys = table[["task", "backbone", "method", "seed", "run_dir"]].drop_duplicates()
+    buffer = io.BytesIO()
+    keys.merge(costs, on="run_dir", how="left").to_parquet(buffer, index=False)
+    atomic_write_bytes(out_dir / "tables" / "costs.parquet", buffer.getvalue())
+    board = leaderboard(cell_summary(table), costs[["run_dir", *COST_COLUMNS]])
     atomic_write_bytes(
         out_dir / "leaderboard" / "leaderboard.csv", board.to_csv(index=False).encode()
     )
-    sections = [
-        "# Leaderboard\n",
-        "Generated by `snakemake aggregate` from `results/tables/runs.parquet`; do not edit.",
-        "Mean ± std over seeds (n = seeds; ensembles are one run). ID = in-distribution test "
-        "split; shift and OOD columns average over the task's shift / OOD splits. ECE: 15 "
-        "equal-width bins; OOD scores: maximum softmax probability. Base-to-new tasks add "
-        "new-class accuracy and the harmonic mean of base (ID) and new accuracy. Definitions: "
-        f"docs/metrics.md. Reference method: `{reference_method}`.\n",
-    ]
-    for task, backbone in board[["task", "backbone"]].drop_duplicates().itertuples(index=False):
-        text = render_markdown(board, task, backbone)
-        atomic_write_bytes(out_dir / "leaderboard" / f"{task}__{backbone}.md", text.encode())
-        block = board[(board.task == task) & (board.backbone == backbone)]
-        atomic_write_bytes(
-            out_dir / "leaderboard" / f"{task}__{backbone}.csv", block.to_csv(index=False).encode()
-        )
-        sections.append(text)
-    atomic_write_bytes(out_dir / "leaderboard" / "leaderboard.md", "\n".join(sections).encode())
     return board
