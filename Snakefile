@@ -1,9 +1,11 @@
 # Uncertainty-aware fine-tuning benchmark: the table of contents.
 #
-#   config (validated) -> features -> fit -> posthoc / ensemble -> score -> aggregate -> figures
+#   config (validated) -> features -> fit -> posthoc / ensemble -> score -> aggregate
+#     -> leaderboards (statistics, every format) -> claims, figures
 #
 # Run the default offline grid:   snakemake --cores 2
 # On a SLURM GPU cluster:         snakemake --profile slurm --configfile config/<grid>.yaml
+# Tables and figures only, from stored predictions (never refits):  snakemake --cores 2 reports
 # Browsable report afterwards:    snakemake --report report.html
 
 from snakemake.utils import min_version
@@ -26,3 +28,8 @@ rule all:
     default_target: True
     input:
         all_targets(),
+
+
+rule reports:
+    input:
+        all_reports(),

@@ -256,15 +256,62 @@ def cmd_aggregate(args) -> int:
         args.metrics,
         benchmarks_root=Path(args.benchmarks),
         out_dir=Path(args.out),
-        reference_method=args.reference,
     )
+    return 0
+
+
+def cmd_report(args) -> int:
+    """Tables and claims from whatever results exist (e.g. after ``snakemake --keep-going``)."""
+    import tempfile
+
+    from bench.config import load_grid_file
+    from bench.reporting.aggregate import aggregate
+    from bench.reporting.claims import write_claims
+    from bench.reporting.report import build_reports
+    from bench.reporting.summary import expected_cells_from_grid, write_expected
+
+    grid = load_grid_file(args.config, log=_log)
+    results = Path(args.results)
+    cells, skipped = expected_cells_from_grid(grid)
+    present = [
+        str(results.parent / c["run_dir"] / "metrics.json")
+        for c in cells
+        if (results.parent / c["run_dir"] / "metrics.json").exists()
+    ]
+    if not present:
+        raise SystemExit(
+            f"bench report: no metrics.json of this grid under {results}/runs; run the grid "
+            "first (snakemake --cores 2 --keep-going)"
+        )
+    _log(f"{len(present)} of {len(cells)} runs have results; the rest are marked in the tables")
+    aggregate(present, benchmarks_root=results / "benchmarks", out_dir=results)
+    settings = grid.config["report"]
+    with tempfile.TemporaryDirectory() as folder:
+        expected = Path(folder) / "expected.json"
+        write_expected(expected, cells, skipped)
+        build_reports(
+            results,
+            expected,
+            grid.config["reference_method"],
+            n_boot=settings["bootstrap_samples"],
+            seed=settings["bootstrap_seed"],
+            level=settings["confidence_level"],
+            alpha=settings["alpha"],
+        )
+    write_claims(
+        Path(settings["claims"]),
+        results / "tables" / "summary.parquet",
+        results / "leaderboard" / "claims.md",
+    )
+    _log(f"tables in {results / 'leaderboard'} (index: README.md)")
     return 0
 
 
 def cmd_figures(args) -> int:
     from bench.reporting.figures import make_figures
 
-    make_figures(Path(args.table), [Path(p) for p in args.runs], Path(args.out))
+    costs = Path(args.costs) if args.costs else None
+    make_figures(Path(args.table), [Path(p) for p in args.runs], Path(args.out), costs_path=costs)
     return 0
 
 
@@ -395,17 +442,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("aggregate", help="build the tidy table and the leaderboards")
+    p = sub.add_parser("aggregate", help="build the tidy table, the costs and leaderboard.csv")
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--benchmarks", default="benchmarks")
-    p.add_argument("--reference", default="full_ft")
     p.add_argument("--out", default="results")
     p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser(
+        "report",
+        help="every leaderboard and the claims table from the results that exist, missing "
+        "runs marked with their reason (after snakemake --keep-going)",
+    )
+    p.add_argument("--config", required=True, help="the grid's config file")
+    p.add_argument("--results", default="results")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("figures", help="draw paper figures")
     p.add_argument("--table", required=True)
     p.add_argument("--runs", nargs="+", required=True)
     p.add_argument("--out", default="paper_figures")
+    p.add_argument("--costs", help="results/tables/costs.parquet (cost-quality figure)")
     p.set_defaults(func=cmd_figures)
     return parser
 

@@ -91,7 +91,16 @@ def test_zero_shot_and_linear_probe_run_end_to_end(tmp_path):
             2 * base * new / (base + new)
         )
     assert np.isnan(eurosat.loc["linear_probe", "base_new_hm_mean"])
-    markdown = tmp_path / "results" / "leaderboard" / "fewshot_eurosat__clip_tiny.random.md"
-    assert "base/new HM" in markdown.read_text()
-    imagenet_md = tmp_path / "results" / "leaderboard" / "imagenet__clip_tiny.random.md"
-    assert "base/new HM" not in imagenet_md.read_text()
+    overview = (tmp_path / "results" / "leaderboard" / "leaderboard.md").read_text()
+    eurosat_md, imagenet_md = (
+        overview.split("### fewshot_eurosat · clip_tiny.random")[1].split("###")[0],
+        overview.split("### imagenet · clip_tiny.random")[1].split("###")[0],
+    )
+    assert "base/new HM" in eurosat_md and "base/new HM" not in imagenet_md
+    # The shift table of the ImageNet literature and the base-to-new table.
+    shift = tmp_path / "results" / "leaderboard" / "shift" / "imagenet__clip_tiny.random__acc.md"
+    assert "| method | n | ID ↑ | V2 ↑ |" in shift.read_text()
+    assert (
+        "fewshot_eurosat · clip_tiny.random"
+        in (tmp_path / "results" / "leaderboard" / "base_to_new.md").read_text()
+    )

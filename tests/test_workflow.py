@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,7 @@ def test_dry_run_of_the_default_grid(tmp_path, shared_data):
     assert counts["ensemble"] == 4
     assert counts["score"] == counts["fit"] + counts["posthoc"] + counts["ensemble"]
     assert counts["aggregate"] == 1 and counts["figures"] == 4
+    assert counts["leaderboards"] == 1 and counts["claims"] == 1
 
 
 @pytest.mark.parametrize(
@@ -83,6 +85,10 @@ def test_dry_run_of_the_default_grid(tmp_path, shared_data):
         (
             lambda c: c["data"].update(root="/no/such/root"),
             "config error: data.root: /no/such/root",
+        ),
+        (
+            lambda c: c.update(report={"claims": "/no/such/claims.yaml"}),
+            "config error: report.claims:",
         ),
     ],
 )
@@ -178,6 +184,24 @@ def test_tiny_grid_end_to_end(tmp_path, shared_data):
         tmp_path / "paper_figures" / "fmnist" / "tiny_cnn.random" / "shift_severity.png"
     ).exists()
 
+    # Leaderboards in every format, with intervals, and the claims table.
+    leaderboard = tmp_path / "results" / "leaderboard"
+    for name in ("README.md", "index.html", "leaderboard.tex", "claims.md"):
+        assert (leaderboard / name).stat().st_size > 500, name
+    for ext in ("md", "tex", "csv"):
+        assert (leaderboard / "by_task" / f"sst2__tiny_bert.random.{ext}").exists()
+        assert (leaderboard / "by_metric" / f"id_ece.{ext}").exists()
+    summary = pd.read_parquet(tmp_path / "results" / "tables" / "summary.parquet")
+    id_acc = summary[(summary.split_kind == "id") & (summary.metric == "cls/acc")]
+    assert id_acc.ci_low.notna().all() and (id_acc.ci_low <= id_acc["mean"] + 1e-12).all()
+    assert set(id_acc.reference) == {"full_ft"}
+    claims = (leaderboard / "claims.md").read_text()
+    assert "| ts_reduces_ece |" in claims and "## Not run" in claims
+    # Every figure has a caption file.
+    sst2_figures = tmp_path / "paper_figures" / "sst2" / "tiny_bert.random"
+    for png in sst2_figures.glob("*.png"):
+        assert png.with_suffix(".caption.md").exists(), png
+
     # Everything is up to date: a second run has nothing to do.
     again = snakemake(tmp_path, config_file, "-n", "--quiet", "rules")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -192,6 +216,25 @@ def test_tiny_grid_end_to_end(tmp_path, shared_data):
     }
     assert counts["fit"] == 2 and counts.get("posthoc", 0) == 0
 
-    # The HTML report builds from the finished run.
+    config["tasks"]["sst2"]["hparams"].pop("lp_ft")
+    write_config(config_file, config)
+
+    # Report settings re-render tables only.
+    config["report"] = {"bootstrap_samples": 200}
+    changed = snakemake(tmp_path, write_config(config_file, config), "-n", "--quiet", "rules")
+    planned = {p[0] for p in (line.split() for line in changed.stdout.splitlines()) if len(p) == 2}
+    assert {"leaderboards", "claims"} <= planned
+    assert not planned & {"fit", "posthoc", "ensemble", "score", "features"}, planned
+
+    # Tables and figures are rebuilt from stored predictions alone, without any fit.
+    for generated in ("results/tables", "results/leaderboard", "paper_figures"):
+        shutil.rmtree(tmp_path / generated)
+    rebuilt = snakemake(tmp_path, config_file, "--cores", "2", "reports")
+    log = rebuilt.stdout + rebuilt.stderr
+    assert "rule fit:" not in log and "rule score:" not in log and "rule features:" not in log
+    assert (tmp_path / "results" / "leaderboard" / "claims.md").exists()
+    assert (tmp_path / "paper_figures" / "fmnist" / "tiny_cnn.random" / "reliability.png").exists()
+
+    # The HTML report builds from the finished run, with every figure and the leaderboards.
     snakemake(tmp_path, config_file, "--report", str(tmp_path / "report.html"))
     assert (tmp_path / "report.html").stat().st_size > 10_000

@@ -193,7 +193,6 @@ def aggregate(
     metrics_files: list[str],
     benchmarks_root: Path,
     out_dir: Path,
-    reference_method: str = "full_ft",
 ) -> pd.DataFrame:
     """Builds ``tables/runs.parquet``, ``tables/costs.parquet`` and ``leaderboard/leaderboard.csv``.
 
@@ -203,7 +202,6 @@ def aggregate(
         metrics_files: Every cell's metrics.json.
         benchmarks_root: Folder of Snakemake benchmark TSVs (``fit/...``, ``posthoc/...``).
         out_dir: The results folder.
-        reference_method: Unused here (kept for the CLI); the reports name it.
 
     Returns:
         The leaderboard (numbers only).

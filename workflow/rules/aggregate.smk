@@ -1,4 +1,5 @@
-# One tidy table of every cell x split x metric, and the leaderboards rendered from it.
+# One tidy table of every cell x split x metric, then every leaderboard and the claims
+# table rendered from it. None of these rules reads predictions or refits anything.
 
 
 rule aggregate:
@@ -6,17 +7,58 @@ rule aggregate:
         metrics=all_metrics(),
     output:
         table="results/tables/runs.parquet",
+        costs="results/tables/costs.parquet",
         csv="results/leaderboard/leaderboard.csv",
-        markdown=report(
-            "results/leaderboard/leaderboard.md",
-            caption="../report/leaderboard.rst",
-            category="Leaderboard",
-        ),
-    params:
-        reference=GRID.config["reference_method"],
     log:
         "results/logs/aggregate/aggregate.log",
     benchmark:
         "results/benchmarks/aggregate/aggregate.tsv"
     script:
         "../scripts/aggregate.py"
+
+
+rule leaderboards:
+    input:
+        table="results/tables/runs.parquet",
+        costs="results/tables/costs.parquet",
+        examples=all_examples(),
+    output:
+        summary="results/tables/summary.parquet",
+        markdown=report(
+            "results/leaderboard/leaderboard.md",
+            caption="../report/leaderboard.rst",
+            category="Leaderboard",
+        ),
+        html=report(
+            "results/leaderboard/index.html",
+            caption="../report/leaderboard_html.rst",
+            category="Leaderboard",
+        ),
+        readme="results/leaderboard/README.md",
+    params:
+        expected=expected_cells()[0],
+        skipped=expected_cells()[1],
+        reference=GRID.config["reference_method"],
+        settings=GRID.config["report"],
+    log:
+        "results/logs/leaderboards/leaderboards.log",
+    benchmark:
+        "results/benchmarks/leaderboards/leaderboards.tsv"
+    script:
+        "../scripts/leaderboards.py"
+
+
+rule claims:
+    input:
+        summary="results/tables/summary.parquet",
+        claims=GRID.config["report"]["claims"],
+    output:
+        report(
+            "results/leaderboard/claims.md",
+            caption="../report/claims.rst",
+            category="Leaderboard",
+        ),
+    log:
+        "results/logs/claims/claims.log",
+    script:
+        "../scripts/claims.py"

@@ -38,6 +38,19 @@ except ConfigError as error:
 config.update(GRID.config)
 validate(config, schema="../schemas/config.schema.yaml")
 
+# A malformed claims file fails here, not after the grid has run. A relative path is
+# read from the working directory, else from the workflow's folder (--directory elsewhere).
+from bench.reporting.claims import ClaimsError, load_claims  # noqa: E402
+
+_claims = Path(GRID.config["report"]["claims"])
+if not _claims.is_absolute() and not _claims.exists() and (Path(workflow.basedir) / _claims).exists():
+    GRID.config["report"]["claims"] = str(Path(workflow.basedir) / _claims)
+try:
+    load_claims(GRID.config["report"]["claims"])
+except (ClaimsError, OSError) as error:
+    print(f"config error: report.claims: {error}", file=sys.stderr)
+    sys.exit(1)
+
 # The resolved config is written once, content-addressed, and every job reads it, so a
 # cell rerun by hand from its log uses exactly the settings Snakemake resolved.
 RESOLVED_CONFIG = f"results/config/{config_hash(GRID.config)}.yaml"
@@ -115,6 +128,17 @@ def all_metrics():
     return [f"{d}/metrics.json" for d in all_run_dirs()]
 
 
+def all_examples():
+    return [f"{d}/examples.npz" for d in all_run_dirs()]
+
+
+def expected_cells():
+    """(cells, skipped tasks) the leaderboards report on, missing ones with their reason."""
+    from bench.reporting.summary import expected_cells_from_grid
+
+    return expected_cells_from_grid(GRID)
+
+
 def task_backbone_run_dirs(wildcards):
     prefix = f"results/runs/{wildcards.task}/{wildcards.backbone}/"
     return [d for d in all_run_dirs() if d.startswith(prefix)]
@@ -134,6 +158,16 @@ def run_input_dir(wildcards, input):
     return Path(input.run).parent
 
 
-def all_targets():
+def all_reports():
+    """Every table and figure: what `snakemake reports` rebuilds from stored predictions."""
     figures = [f"paper_figures/{t}/{b}" for t, b in GRID.task_backbones()]
-    return ["results/leaderboard/leaderboard.md", *figures]
+    return [
+        "results/leaderboard/leaderboard.md",
+        "results/leaderboard/index.html",
+        "results/leaderboard/claims.md",
+        *figures,
+    ]
+
+
+def all_targets():
+    return all_reports()

@@ -1,10 +1,12 @@
-# Paper figures per (task, backbone): reliability diagrams, risk-coverage curves,
-# accuracy/ECE across shift severities, OOD ROC curves (PDF + PNG).
+# Paper figures per (task, backbone), PDF + PNG + caption file each (docs/figures.md).
+
+from bench.reporting.figures import FIGURE_DESCRIPTIONS  # noqa: E402
 
 
 rule figures:
     input:
         table="results/tables/runs.parquet",
+        costs="results/tables/costs.parquet",
         metrics=task_backbone_metrics,
     output:
         report(
@@ -16,6 +18,9 @@ rule figures:
         ),
     params:
         run_dirs=task_backbone_run_dirs,
+        # The report shows each figure's description (caption files hold the full text).
+        descriptions=FIGURE_DESCRIPTIONS,
+        config=RESOLVED_CONFIG,
     log:
         "results/logs/figures/{task}/{backbone}.log",
     benchmark:
@@ -29,4 +34,7 @@ localrules:
     ensemble,
     score,
     aggregate,
+    leaderboards,
+    claims,
     figures,
+    reports,

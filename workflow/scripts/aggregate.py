@@ -11,5 +11,4 @@ aggregate(
     snakemake.input.metrics,  # noqa: F821
     benchmarks_root=Path("results/benchmarks"),
     out_dir=Path("results"),
-    reference_method=snakemake.params.reference,  # noqa: F821
 )
