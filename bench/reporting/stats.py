@@ -133,6 +133,42 @@ def chunk_counts(
 
 
 # --- metrics of resampled multisets (rows of counts) --------------------------------------
+#
+# Everything that does not depend on the draw (sort orders, tie groups, bins) is computed
+# once per run and split by the ``prepare_*`` functions; a chunk of draws then costs a few
+# gathers, cumulative sums and one small matrix product per run.
+
+
+@dataclass
+class PreparedLabelled:
+    """Draw-independent quantities of a labelled split (one run)."""
+
+    correct: np.ndarray  # float64 [N]
+    nll: np.ndarray  # float64 [N]
+    gap: np.ndarray  # float64 [N, bins]: correct - confidence in the example's ECE bin
+    order: np.ndarray  # examples by decreasing confidence (stable)
+    errors_sorted: np.ndarray  # float64 [N], 1 - correct in that order
+    group_ends: np.ndarray  # last position of each tie group of equal confidence
+
+
+def prepare_labelled(confidence: np.ndarray, correct: np.ndarray, nll: np.ndarray | None = None):
+    """:class:`PreparedLabelled` of one split (``nll`` may be omitted for ECE/AURC only)."""
+    n = confidence.shape[0]
+    correct = correct.astype(bool)
+    bins = _equal_width_index(confidence, N_BINS)
+    gap = np.zeros((n, N_BINS))
+    gap[np.arange(n), bins] = correct - confidence.astype(np.float64)
+    order = np.argsort(-confidence, kind="stable")
+    sorted_conf = confidence[order]
+    ends = np.append(np.flatnonzero(np.diff(sorted_conf)), n - 1)
+    return PreparedLabelled(
+        correct=correct.astype(np.float64),
+        nll=np.zeros(n) if nll is None else np.asarray(nll, dtype=np.float64),
+        gap=gap,
+        order=order,
+        errors_sorted=(~correct[order]).astype(np.float64),
+        group_ends=ends,
+    )
 
 
 def weighted_accuracy(w: np.ndarray, correct: np.ndarray) -> np.ndarray:
@@ -145,23 +181,25 @@ def weighted_nll(w: np.ndarray, nll: np.ndarray) -> np.ndarray:
     return w @ nll / w.shape[1]
 
 
-def weighted_ece(
-    w: np.ndarray, confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS
-) -> np.ndarray:
+def _ece(w: np.ndarray, prepared: PreparedLabelled) -> np.ndarray:
+    return np.abs(w @ prepared.gap).sum(axis=1) / w.shape[1]
+
+
+def weighted_ece(w: np.ndarray, confidence: np.ndarray, correct: np.ndarray) -> np.ndarray:
     """``cal/ece`` (equal-width bins of ``bench.metrics``) of each row of counts.
 
     ``ECE = (1/N) sum_b |sum_{i in b} w_i (correct_i - c_i)|``.
     """
-    n = w.shape[1]
-    bins = _equal_width_index(confidence, n_bins)
-    gap = np.zeros((n, n_bins))
-    gap[np.arange(n), bins] = correct.astype(np.float64) - confidence.astype(np.float64)
-    return np.abs(w @ gap).sum(axis=1) / n
+    return _ece(w, prepare_labelled(confidence, correct))
 
 
-def _tie_groups(sorted_values: np.ndarray) -> np.ndarray:
-    """Start index of each run of equal values in a sorted array."""
-    return np.concatenate([[0], np.flatnonzero(np.diff(sorted_values)) + 1])
+def _aurc(w: np.ndarray, prepared: PreparedLabelled) -> np.ndarray:
+    w_sorted = w[:, prepared.order]
+    k = np.cumsum(w_sorted, axis=1)[:, prepared.group_ends]
+    e = np.cumsum(w_sorted * prepared.errors_sorted, axis=1)[:, prepared.group_ends]
+    n_g = np.diff(k, axis=1, prepend=0.0)
+    risk = np.divide(e, k, out=np.zeros_like(k), where=k > 0)
+    return (n_g * risk).sum(axis=1) / w.shape[1]
 
 
 def weighted_aurc(w: np.ndarray, confidence: np.ndarray, correct: np.ndarray) -> np.ndarray:
@@ -171,74 +209,109 @@ def weighted_aurc(w: np.ndarray, confidence: np.ndarray, correct: np.ndarray) ->
     ``n_g`` the (resampled) size of group ``g``, ``k_g`` and ``e_g`` the cumulative counts
     of examples and errors down to it. Groups absent from a replicate contribute nothing.
     """
-    order = np.argsort(-confidence, kind="stable")
-    starts = _tie_groups(confidence[order])
-    w_sorted = w[:, order]
-    n_g = np.add.reduceat(w_sorted, starts, axis=1)
-    err_g = np.add.reduceat(w_sorted * (~correct[order]).astype(np.float64), starts, axis=1)
-    k = np.cumsum(n_g, axis=1)
-    risk = np.divide(np.cumsum(err_g, axis=1), k, out=np.zeros_like(k), where=k > 0)
-    return (n_g * risk).sum(axis=1) / w.shape[1]
+    return _aurc(w, prepare_labelled(confidence, correct))
 
 
-def _grouped_masses(
-    w_id: np.ndarray, w_ood: np.ndarray, score_id: np.ndarray, score_ood: np.ndarray
+@dataclass
+class PreparedOOD:
+    """Draw-independent quantities of an (id split, OOD split) pair of scores (one run)."""
+
+    id_order: np.ndarray  # id examples by increasing score
+    ood_order: np.ndarray  # OOD examples by increasing score
+    above: np.ndarray  # per OOD example (increasing order): id examples with score <= s
+    below: np.ndarray  # per OOD example: id examples with score < s
+    distinct_id_left: np.ndarray  # per distinct id score: its first position among sorted ids
+    ood_left_of_distinct: np.ndarray  # per distinct id score: OOD examples with score < it
+
+
+def prepare_ood(score_id: np.ndarray, score_ood: np.ndarray) -> PreparedOOD:
+    """:class:`PreparedOOD` for MSP-style scores (higher = more in-distribution)."""
+    score_id = np.asarray(score_id, dtype=np.float64)
+    score_ood = np.asarray(score_ood, dtype=np.float64)
+    id_order = np.argsort(score_id, kind="stable")
+    ood_order = np.argsort(score_ood, kind="stable")
+    sorted_id, sorted_ood = score_id[id_order], score_ood[ood_order]
+    distinct_left = np.flatnonzero(np.diff(sorted_id, prepend=-np.inf))
+    return PreparedOOD(
+        id_order=id_order,
+        ood_order=ood_order,
+        above=np.searchsorted(sorted_id, sorted_ood, side="right"),
+        below=np.searchsorted(sorted_id, sorted_ood, side="left"),
+        distinct_id_left=distinct_left,
+        ood_left_of_distinct=np.searchsorted(sorted_ood, sorted_id[distinct_left], side="left"),
+    )
+
+
+def _cumulative(w_sorted: np.ndarray) -> np.ndarray:
+    """Exclusive prefix sums ``C[:, i] = sum_{j < i} w[:, j]`` (length N + 1)."""
+    out = np.zeros((w_sorted.shape[0], w_sorted.shape[1] + 1))
+    np.cumsum(w_sorted, axis=1, out=out[:, 1:])
+    return out
+
+
+def _ood_metrics(
+    w_id: np.ndarray, w_ood: np.ndarray, prepared: PreparedOOD, level: float = TPR_LEVEL
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Resampled id and OOD mass per distinct score, scores in decreasing order."""
-    scores = np.concatenate([score_id, score_ood]).astype(np.float64)
-    order = np.argsort(-scores, kind="stable")
-    starts = _tie_groups(scores[order])
-    rows = w_id.shape[0]
-    id_mass = np.concatenate([w_id, np.zeros((rows, score_ood.shape[0]))], axis=1)[:, order]
-    ood_mass = np.concatenate([np.zeros((rows, score_id.shape[0])), w_ood], axis=1)[:, order]
-    return np.add.reduceat(id_mass, starts, axis=1), np.add.reduceat(ood_mass, starts, axis=1)
+    n_id, n_ood = w_id.shape[1], w_ood.shape[1]
+    id_cum = _cumulative(w_id[:, prepared.id_order])
+    ood_sorted = w_ood[:, prepared.ood_order]
+    # AUROC = P(s_id > s_ood) + P(s_id = s_ood) / 2 over resampled pairs.
+    id_above = n_id - id_cum[:, prepared.above]
+    id_equal = id_cum[:, prepared.above] - id_cum[:, prepared.below]
+    auroc = (ood_sorted * (id_above + 0.5 * id_equal)).sum(axis=1) / (n_id * n_ood)
+    # FPR at the largest id score t whose resampled TPR(t) = mass(s_id >= t) / N reaches level.
+    tpr = (n_id - id_cum[:, prepared.distinct_id_left]) / n_id
+    reaches = tpr >= level
+    last = reaches.shape[1] - 1 - np.argmax(reaches[:, ::-1], axis=1)
+    ood_cum = _cumulative(ood_sorted)
+    rows = np.arange(w_id.shape[0])
+    fpr = (n_ood - ood_cum[rows, prepared.ood_left_of_distinct[last]]) / n_ood
+    return auroc, fpr
 
 
 def weighted_auroc(
     w_id: np.ndarray, w_ood: np.ndarray, score_id: np.ndarray, score_ood: np.ndarray
 ) -> np.ndarray:
     """``ood/auroc_*`` of each pair of count rows: ``P(s_id > s_ood) + P(s_id = s_ood) / 2``."""
-    a, b = _grouped_masses(w_id, w_ood, score_id, score_ood)
-    id_above = np.cumsum(a, axis=1) - a  # id mass at strictly higher scores
-    pairs = w_id.shape[1] * w_ood.shape[1]
-    return (b * (id_above + 0.5 * a)).sum(axis=1) / pairs
+    return _ood_metrics(w_id, w_ood, prepare_ood(score_id, score_ood))[0]
 
 
 def weighted_fpr_at_tpr(
-    w_id: np.ndarray,
-    w_ood: np.ndarray,
-    score_id: np.ndarray,
-    score_ood: np.ndarray,
-    level: float = TPR_LEVEL,
+    w_id: np.ndarray, w_ood: np.ndarray, score_id: np.ndarray, score_ood: np.ndarray
 ) -> np.ndarray:
     """``ood/fpr95_*`` of each pair of count rows (first threshold from the top reaching TPR)."""
-    a, b = _grouped_masses(w_id, w_ood, score_id, score_ood)
-    tpr = np.cumsum(a, axis=1) / w_id.shape[1]
-    first = np.argmax(tpr >= level, axis=1)
-    fps = np.cumsum(b, axis=1)
-    return fps[np.arange(first.shape[0]), first] / w_ood.shape[1]
+    return _ood_metrics(w_id, w_ood, prepare_ood(score_id, score_ood))[1]
 
 
-def labelled_replicates(w: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def labelled_replicates(w: np.ndarray, arrays: dict | PreparedLabelled) -> dict[str, np.ndarray]:
     """Every metric of :data:`LABELLED_METRICS` for each row of counts."""
-    confidence, correct = arrays["confidence"], arrays["correct"].astype(bool)
+    prepared = (
+        arrays
+        if isinstance(arrays, PreparedLabelled)
+        else prepare_labelled(arrays["confidence"], arrays["correct"], arrays["nll"])
+    )
     return {
-        "cls/acc": weighted_accuracy(w, correct),
-        "cal/ece": weighted_ece(w, confidence, correct),
-        "cls/nll": weighted_nll(w, arrays["nll"]),
-        "sc/aurc": weighted_aurc(w, confidence, correct),
+        "cls/acc": w @ prepared.correct / w.shape[1],
+        "cal/ece": _ece(w, prepared),
+        "cls/nll": w @ prepared.nll / w.shape[1],
+        "sc/aurc": _aurc(w, prepared),
     }
 
 
 def ood_replicates(
-    w_id: np.ndarray, w_ood: np.ndarray, id_arrays: dict, ood_arrays: dict
+    w_id: np.ndarray, w_ood: np.ndarray, id_arrays: dict, ood_arrays: dict | None = None
 ) -> dict[str, np.ndarray]:
-    """Every metric of :data:`OOD_METRICS` (MSP score) for each pair of count rows."""
-    s_id, s_ood = id_arrays["confidence"], ood_arrays["confidence"]
-    return {
-        "ood/auroc_msp": weighted_auroc(w_id, w_ood, s_id, s_ood),
-        "ood/fpr95_msp": weighted_fpr_at_tpr(w_id, w_ood, s_id, s_ood),
-    }
+    """Every metric of :data:`OOD_METRICS` (MSP score) for each pair of count rows.
+
+    ``id_arrays`` may be a :class:`PreparedOOD` (then ``ood_arrays`` is not needed).
+    """
+    prepared = (
+        id_arrays
+        if isinstance(id_arrays, PreparedOOD)
+        else prepare_ood(id_arrays["confidence"], ood_arrays["confidence"])
+    )
+    auroc, fpr = _ood_metrics(w_id, w_ood, prepared)
+    return {"ood/auroc_msp": auroc, "ood/fpr95_msp": fpr}
 
 
 # --- per (task, backbone) ------------------------------------------------------------------
@@ -318,17 +391,24 @@ def run_replicates(
 
     labelled = [s for s, k in kinds.items() if k in ("id", "shift", "new")]
     for split in labelled:
+        prepared = [
+            prepare_labelled(a["confidence"], a["correct"], a["nll"])
+            for a in (run.arrays[split] for run in runs)
+        ]
         for where_, w in counts(split):
-            for i, run in enumerate(runs):
-                store(i, split, where_, labelled_replicates(w, run.arrays[split]))
+            for i, run_prepared in enumerate(prepared):
+                store(i, split, where_, labelled_replicates(w, run_prepared))
     ood = [s for s, k in kinds.items() if k == "ood"]
     if ood:
         id_counts = counts(id_split)
         for split in ood:
+            prepared_ood = [
+                prepare_ood(run.arrays[id_split]["confidence"], run.arrays[split]["confidence"])
+                for run in runs
+            ]
             for (where_, w_id), (_, w_ood) in zip(id_counts, counts(split), strict=True):
-                for i, run in enumerate(runs):
-                    values = ood_replicates(w_id, w_ood, run.arrays[id_split], run.arrays[split])
-                    store(i, split, where_, values)
+                for i, run_prepared in enumerate(prepared_ood):
+                    store(i, split, where_, ood_replicates(w_id, w_ood, run_prepared))
     shifts = [s for s, k in kinds.items() if k == "shift"]
     news = [s for s, k in kinds.items() if k == "new"]
     for replicates in out:
