@@ -58,6 +58,12 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FuncFormatter,
+    LogLocator,
+    NullFormatter,
+    NullLocator,
+)
 
 from bench.io import SplitPrediction, atomic_write_bytes, load_predictions  # noqa: E402
 
@@ -594,6 +600,10 @@ def _save(fig: Figure, directory: Path, name: str) -> list[Path]:
             # No bbox_inches="tight": constrained layout already fits titles and
             # outside legends, and "tight" would draw every figure once more.
             fig.savefig(buffer, format=fmt, **extra)
+            # The first rendering settled the constrained layout (positions are stored in
+            # figure fractions, whatever the dpi); the PNG reuses it instead of solving it
+            # again, which is a good part of the drawing time of a big grid.
+            fig.set_layout_engine("none")
             path = directory / f"{name}.{fmt}"
             atomic_write_bytes(path, buffer.getvalue())
             paths.append(path)
@@ -680,11 +690,9 @@ def _label_points(ax: Axes, points: Sequence[tuple[float, float, str, str]]) -> 
             )  # fmt: skip
             label.set_in_layout(False)
             box = label.get_window_extent(renderer).extents
-            inside = _overlap_area(box, frame)
+            outside = _overlap_area(box, box) - _overlap_area(box, frame)
             # Leaving the axes is worse than covering a name: the text may be cut off.
-            badness = sum(_overlap_area(box, t) for t in taken) + 4 * (
-                _overlap_area(box, box) - inside
-            )
+            badness = sum(_overlap_area(box, t) for t in taken) + 4 * outside
             if best is None or badness < best[0]:
                 if best is not None:
                     best[1].remove()
@@ -837,6 +845,12 @@ def _plot_reliability(
             # accuracy is noise) must still be visibly non-empty.
             ax_n.set_yscale("log")
             ax_n.set_ylim(0.7, count_top)
+            # At most three plain labels (1, 10, 100, ...) and no minor ticks: the strip
+            # only needs the order of magnitude, and mathtext labels and minor ticks on
+            # every panel of a big grid slow drawing down.
+            ax_n.yaxis.set_major_locator(LogLocator(base=10.0, numticks=3))
+            ax_n.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax_n.yaxis.set_minor_locator(NullLocator())
             ax_n.tick_params(axis="y", labelsize=7)
             if not grid or r == len(runs) - 1:
                 ax_n.set_xlabel("confidence")
@@ -851,10 +865,12 @@ def _plot_reliability(
             edgecolor="#d62728",
             hatch="///",
             label="gap to the bin's mean confidence",
-        ),  # fmt: skip
+        ),
         Patch(facecolor=(0.55, 0.55, 0.55, 0.45), label="examples per bin (log)"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=4 if cols > 2 else 2)
+    fig_width = fig.get_size_inches()[0]
+    ncols = 4 if fig_width >= 9.5 else 2 if fig_width >= 5.0 else 1  # a row is ~9 in wide
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols)
     fig.suptitle(title)
     return fig
 
@@ -1020,7 +1036,8 @@ _HEADLINE_METRICS = (
     ("shift_ece", "shift ECE (%)"),
     ("ood_auroc", "OOD AUROC, MSP (%)"),
 )
-_BASE_NEW_COLUMNS = (("id_acc", "base"), ("new_acc", "new"), ("base_new_hm", "harmonic mean"))
+# Bars of the base-to-new figure, left to right: base (id) accuracy, new, harmonic mean.
+_BASE_NEW_COLUMNS = ("id_acc", "new_acc", "base_new_hm")
 _COST_PANELS = (("id_ece", "ID ECE (%)"), ("id_aurc", "ID AURC (%)"))
 
 
@@ -1073,6 +1090,11 @@ def _stat(stats: pd.DataFrame, method: str, column: str) -> tuple[float, float]:
         return math.nan, math.nan
     row = stats.loc[(method, column)]
     return float(row["mean"]), float(row["std"])
+
+
+def _has(stats: pd.DataFrame, method: str, *columns: str) -> bool:
+    """Whether a method has a finite pooled mean of every one of these columns."""
+    return all(np.isfinite(_stat(stats, method, column)[0]) for column in columns)
 
 
 def _error_bar(std: float) -> float | None:
@@ -1134,7 +1156,7 @@ def _plot_ece_vs_acc(
                 color="0.3",
                 mfc="white",
                 label=f"shift (mean over {n_shift} split{'s' if n_shift > 1 else ''})",
-            )  # fmt: skip
+            )
         )
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     ax.margins(0.15)
@@ -1151,7 +1173,7 @@ def _base_to_new_stats(per_run: pd.DataFrame) -> pd.DataFrame:
     are pooled, as the leaderboard does; only runs with both accuracies enter.
     """
     both = per_run[np.isfinite(per_run["id_acc"]) & np.isfinite(per_run["new_acc"])]
-    return _pool_seeds(both, [column for column, _ in _BASE_NEW_COLUMNS])
+    return _pool_seeds(both, _BASE_NEW_COLUMNS)
 
 
 def _plot_base_to_new(
@@ -1167,8 +1189,9 @@ def _plot_base_to_new(
     width = 0.26
     x = np.arange(len(methods))
     top = 0.0
-    for j, (column, _) in enumerate(_BASE_NEW_COLUMNS):
+    for j, column in enumerate(_BASE_NEW_COLUMNS):
         for i, method in enumerate(methods):
+            position = x[i] + (j - 1) * width
             mean, std = _stat(stats, method, column)
             colour = colours[method]
             # The same method colour for the three bars; fill and hatch tell them apart.
@@ -1178,14 +1201,14 @@ def _plot_base_to_new(
                 "base_new_hm": {"color": colour, "edgecolor": "black"},
             }[column]
             ax.bar(
-                x[i] + (j - 1) * width, 100 * mean, width, yerr=_error_bar(std), linewidth=0.7,
+                position, 100 * mean, width, yerr=_error_bar(std), linewidth=0.7,
                 error_kw={"elinewidth": 0.9, "capsize": 2, "ecolor": "0.2"}, **style,
             )  # fmt: skip
             upper = 100 * (mean + (std if np.isfinite(std) else 0.0))
             top = max(top, upper)
             if column == "base_new_hm":
                 ax.annotate(
-                    f"{100 * mean:.1f}", (x[i] + width, upper), xytext=(0, 2),
+                    f"{100 * mean:.1f}", (position, upper), xytext=(0, 2),
                     textcoords="offset points", ha="center", va="bottom",
                     fontsize=_POINT_LABEL_SIZE,
                 )  # fmt: skip
@@ -1244,13 +1267,21 @@ def _cell_costs(costs: pd.DataFrame, task: str, backbone: str) -> pd.DataFrame:
     return rows[np.isfinite(hours) & (hours > 0)]
 
 
+def _device_name(device: object) -> str:
+    """A run's device as written in the costs table; ``unknown`` when it was not recorded."""
+    name = str(device).strip()
+    return "unknown" if name.lower() in ("", "nan", "none") else name
+
+
 def _device_axis_label(devices: Collection[str]) -> str:
     """Cost-axis label: GPU-hours only when every run ran on CUDA."""
-    devices = [str(d).strip().lower() for d in devices]
-    if devices and all(d.startswith("cuda") for d in devices):
+    names = [_device_name(d).lower() for d in devices]
+    if names and all(d.startswith("cuda") for d in names):
         return "GPU-hours per run"
-    if devices and all(d.startswith("cpu") for d in devices):
+    if names and all(d.startswith("cpu") for d in names):
         return "device-hours per run (CPU)"
+    if names and all(d == "unknown" for d in names):
+        return "device-hours per run (device not recorded)"
     return "device-hours per run (mixed devices)"
 
 
@@ -1273,8 +1304,15 @@ def _plot_cost_quality(
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.2), layout="constrained")
     fronts: dict[str, list[str]] = {}
     labelled = []
+    # Plain numbers at 1, 2 and 5 per decade when costs span few decades, where the
+    # default labels every minor tick in overlapping scientific notation.
+    decades = math.log10(points["cost"].max() / points["cost"].min())
+    subs = (1.0, 2.0, 5.0) if decades < 2 else (1.0,)
     for ax, (column, ylabel) in zip(axes, _COST_PANELS, strict=True):
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=subs))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel=xlabel, ylabel=ylabel)
         data = points[["cost", column]].dropna()
         if data.empty:
@@ -1286,8 +1324,9 @@ def _plot_cost_quality(
         value = 100 * data[column].to_numpy(dtype=np.float64)
         front = pareto_front(cost, value)
         fronts[column] = [methods[i] for i in front]
+        on_front_indices = set(front.tolist())
         for i, method in enumerate(methods):
-            on_front = i in set(front.tolist())
+            on_front = i in on_front_indices
             ax.scatter(
                 cost[i], value[i], s=38, color=colours[method], zorder=3,
                 edgecolor="black" if on_front else "white", linewidth=1.1 if on_front else 0.5,
@@ -1310,7 +1349,7 @@ def _plot_cost_quality(
             mec="black",
             mew=1.1,
             label="method on the front",
-        ),  # fmt: skip
+        ),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncols=2)
     fig.suptitle(title)
@@ -1375,7 +1414,7 @@ def _plot_seed_variance(
                 color="0.45",
                 mec="black",
                 label="deep ensemble (one run)",
-            )  # fmt: skip
+            )
         )
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     fig.suptitle(title)
@@ -1409,7 +1448,7 @@ def _shown(runs: Sequence[_RunCurves], methods: Sequence[str], left_out: Mapping
     """Caption sentences naming the runs drawn and the methods left out, with why."""
     drawn = [r.choice.method for r in runs]
     text = "Methods: " + _names(drawn) + "."
-    text += " Runs shown: " + _names(f"{r.choice.method} {r.choice.label}" for r in runs) + "."
+    text += " Runs shown: " + _names([f"{r.choice.method} {r.choice.label}" for r in runs]) + "."
     missing = [m for m in methods if m not in drawn]
     if missing:
         text += " Left out (predictions unavailable): " + _names(missing) + "."
@@ -1427,225 +1466,305 @@ def _left_out_text(reason: str, methods: Sequence[str]) -> str:
     return f" Left out ({reason}): {_names(methods)}." if methods else ""
 
 
-def _figures_for_cell(
-    cell: pd.DataFrame,
+@dataclass
+class _Cell:
+    """Everything the figures of one (task, backbone) are drawn from."""
+
+    task: str
+    backbone: str
+    table: pd.DataFrame  # the pair's rows of the tidy table
+    methods: list[str]
+    id_split: str  # as named in the table ("n/a" if it has none)
+    shift_splits: list[str]
+    ood_splits: list[str]
+    new_splits: list[str]
+    columns: _SplitColumns  # of the reliability grid
+    runs: list[_RunCurves]  # one per method with usable predictions
+    left_out: dict[str, str]  # methods without usable predictions, and why
+    per_run: pd.DataFrame  # _run_summary of the table rows
+    colours: dict[str, str]
+    markers: dict[str, str]
+    costs: _Costs
+
+    @property
+    def where(self) -> str:
+        return f"{self.task} / {self.backbone}"
+
+    @property
+    def runs_text(self) -> str:
+        return _runs_text(self.per_run)
+
+
+def _cell_data(
+    table: pd.DataFrame,
     task: str,
     backbone: str,
     lookup: _RunDirLookup,
     colours: dict[str, str],
     markers: dict[str, str],
-    fig_dir: Path,
     costs: _Costs,
-) -> list[_Written]:
-    """Every figure of one (task, backbone) block of the table whose data exist."""
-    written: list[_Written] = []
-    where = f"{task} / {backbone}"
-
-    def emit(name: str, fig: Figure, details: str) -> None:
-        caption = f"{FIGURE_DESCRIPTIONS[name]} {where}: {details}"
-        files = _save(fig, fig_dir, name)
-        files.append(_save_caption(fig_dir, name, caption))
-        written.append(_Written(task, backbone, name, caption, files))
-
-    methods = sorted(cell["method"].unique())
-    kinds = cell.drop_duplicates("split").set_index("split")["split_kind"]
-    id_splits = sorted(kinds.index[kinds == "id"])
-    shift_splits = sorted(kinds.index[kinds == "shift"])
-    ood_splits_table = sorted(kinds.index[kinds == "ood"])
-    new_splits = sorted(kinds.index[kinds == "new"])
-    table_id = id_splits[0] if id_splits else "n/a"
-
-    # Per-run figures, from the predictions.
-    columns = _reliability_columns(cell)
-    choices = _choose_runs(cell)
+) -> _Cell:
+    """Reads a pair's predictions (one run per method) and summarises its table rows."""
+    kinds = table.drop_duplicates("split").set_index("split")["split_kind"]
+    splits_of = {kind: sorted(kinds.index[kinds == kind]) for kind in ("id", "shift", "ood", "new")}
+    methods = sorted(table["method"].unique())
+    columns = _reliability_columns(table)
+    choices = _choose_runs(table)
     runs, left_out = _load_curves(choices, lookup, set(columns.splits))
     chosen = {c.method for c in choices}
     left_out.update({m: "no run_dir in the table" for m in methods if m not in chosen})
-    ood_runs: list[_RunCurves] = []
-    if runs:
-        id_split = runs[0].id_split
-        splits = columns.splits if id_split in columns.splits else [id_split, *columns.splits]
-        split_kinds = {**columns.kinds, id_split: "id"}
-        shown = _shown(runs, methods, left_out)
-        empty = [
-            f"{r.choice.method} on `{s}`" for r in runs for s in splits if s not in r.reliability
-        ]
-        emit(
-            "reliability",
-            _plot_reliability(
-                runs,
-                colours,
-                f"{where}: reliability (rows: methods, columns: splits)",
-                splits=splits,
-                split_kinds=split_kinds,
-            ),  # fmt: skip
-            f"first column: id split `{id_split}`. {columns.note}"
-            + (
-                f" Last column{'s' if len(new_splits) > 1 else ''}: new-class split "
-                f"{_split_list(new_splits)}."
-                if new_splits
-                else ""
-            )
-            + f" {shown}"
-            + (
-                " Empty panels (no predictions on that split): " + _names(empty) + "."
-                if empty
-                else ""
-            ),
-        )
-        emit(
-            "risk_coverage",
-            _plot_risk_coverage(runs, colours, f"{where}: risk-coverage on id split '{id_split}'"),
-            f"id split `{id_split}`. {shown}",
-        )
-        ood_runs = [r for r in runs if r.roc]
+    return _Cell(
+        task=task,
+        backbone=backbone,
+        table=table,
+        methods=methods,
+        id_split=splits_of["id"][0] if splits_of["id"] else "n/a",
+        shift_splits=splits_of["shift"],
+        ood_splits=splits_of["ood"],
+        new_splits=splits_of["new"],
+        columns=columns,
+        runs=runs,
+        left_out=left_out,
+        per_run=_run_summary(table),
+        colours=colours,
+        markers=markers,
+        costs=costs,
+    )
+
+
+# Each drawer returns the figure and the caption's specifics, or None when its data are
+# missing for the pair.
+_Drawn = tuple[Figure, str] | None
+
+
+def _draw_reliability(cell: _Cell) -> _Drawn:
+    if not cell.runs:
+        return None
+    id_split = cell.runs[0].id_split
+    splits = cell.columns.splits
+    if id_split not in splits:  # the table lacks the id split the predictions have
+        splits = [id_split, *splits]
+    title = (
+        f"{cell.where}: reliability (rows: methods, columns: splits)"
+        if len(splits) > 1
+        else f"{cell.where}: reliability on id split '{id_split}'"
+    )
+    fig = _plot_reliability(
+        cell.runs, cell.colours, title, splits=splits,
+        split_kinds={**cell.columns.kinds, id_split: "id"},
+    )  # fmt: skip
+    if len(splits) > 1:
+        details = f"first column: id split `{id_split}`. {cell.columns.note}"
     else:
-        _warn(f"{where}: no usable predictions; reliability, risk-coverage and OOD ROC skipped")
-
-    # Table figures, pooled over seeds.
-    per_run = _run_summary(cell)
-    runs_text = _runs_text(per_run)
-    shift = cell[cell["split_kind"] == "shift"]
-    if shift["severity"].notna().any():
-        emit(
-            "shift_severity",
-            _plot_shift_severity(cell, colours, markers, f"{where}: graded shift"),
-            f"id split `{table_id}`; {shift.loc[shift['severity'].notna(), 'split'].nunique()} "
-            f"graded shift splits in {shift['family'].dropna().nunique()} families. {runs_text}",
+        details = (
+            f"only the id split `{id_split}` (no shift or new splits), so the method panels "
+            "wrap four to a row."
         )
-    if shift["severity"].isna().any():
-        emit(
-            "shift_splits",
-            _plot_shift_splits(cell, colours, f"{where}: shift splits"),
-            f"id split `{table_id}`; shift splits "
-            f"{_split_list(sorted(shift.loc[shift['severity'].isna(), 'split'].unique()))}. "
-            f"{runs_text}",
-        )
-    if ood_runs:
-        ood_splits = sorted({s for r in ood_runs for s in r.roc})
-        ood_left_out = {
-            **left_out,
-            **{r.choice.method: f"{r.choice.label}: no OOD predictions" for r in runs if not r.roc},
-        }
-        emit(
-            "ood_roc",
-            _plot_ood_roc(ood_runs, ood_splits, colours, f"{where}: OOD detection (MSP)"),
-            f"id split `{runs[0].id_split}`; OOD splits {_split_list(ood_splits)}. "
-            + _shown(ood_runs, methods, ood_left_out),
-        )
-
-    stats = _pool_seeds(per_run, ["id_acc", "id_ece", "shift_acc", "shift_ece"])
-    scattered = [
-        m
-        for m in methods
-        if any(
-            np.isfinite(_stat(stats, m, a)[0]) and np.isfinite(_stat(stats, m, e)[0])
-            for a, e in (("id_acc", "id_ece"), ("shift_acc", "shift_ece"))
-        )
+    if cell.new_splits:
+        plural = "s" if len(cell.new_splits) > 1 else ""
+        details += f" Last column{plural}: new-class split{plural} {_split_list(cell.new_splits)}."
+    details += " " + _shown(cell.runs, cell.methods, cell.left_out)
+    empty = [
+        f"{r.choice.method} on `{s}`" for r in cell.runs for s in splits if s not in r.reliability
     ]
-    if scattered:
-        shift_text = (
-            f"shift points average the {len(shift_splits)} shift splits "
-            f"({_split_list(shift_splits)}) per run before seeds are pooled"
-            if shift_splits
-            else "the task has no shift splits"
+    if empty:
+        details += " Empty panels (no predictions on that split): " + _names(empty) + "."
+    return fig, details
+
+
+def _draw_risk_coverage(cell: _Cell) -> _Drawn:
+    if not cell.runs:
+        return None
+    id_split = cell.runs[0].id_split
+    fig = _plot_risk_coverage(
+        cell.runs, cell.colours, f"{cell.where}: risk-coverage on id split '{id_split}'"
+    )
+    return fig, f"id split `{id_split}`. " + _shown(cell.runs, cell.methods, cell.left_out)
+
+
+def _draw_shift_severity(cell: _Cell) -> _Drawn:
+    shift = cell.table[(cell.table["split_kind"] == "shift") & cell.table["severity"].notna()]
+    if shift.empty:
+        return None
+    fig = _plot_shift_severity(
+        cell.table, cell.colours, cell.markers, f"{cell.where}: graded shift"
+    )
+    return fig, (
+        f"id split `{cell.id_split}`; {shift['split'].nunique()} graded shift splits in "
+        f"{shift['family'].dropna().nunique()} families. {cell.runs_text}"
+    )
+
+
+def _draw_shift_splits(cell: _Cell) -> _Drawn:
+    shift = cell.table[(cell.table["split_kind"] == "shift") & cell.table["severity"].isna()]
+    if shift.empty:
+        return None
+    fig = _plot_shift_splits(cell.table, cell.colours, f"{cell.where}: shift splits")
+    return fig, (
+        f"id split `{cell.id_split}`; shift splits "
+        f"{_split_list(sorted(shift['split'].unique()))}. {cell.runs_text}"
+    )
+
+
+def _draw_ood_roc(cell: _Cell) -> _Drawn:
+    ood_runs = [r for r in cell.runs if r.roc]
+    if not ood_runs:
+        return None
+    ood_splits = sorted({s for r in ood_runs for s in r.roc})
+    no_ood = {
+        r.choice.method: f"{r.choice.label}: no OOD predictions" for r in cell.runs if not r.roc
+    }
+    fig = _plot_ood_roc(ood_runs, ood_splits, cell.colours, f"{cell.where}: OOD detection (MSP)")
+    return fig, (
+        f"id split `{ood_runs[0].id_split}`; OOD splits {_split_list(ood_splits)}. "
+        + _shown(ood_runs, cell.methods, {**cell.left_out, **no_ood})
+    )
+
+
+def _draw_ece_vs_acc(cell: _Cell) -> _Drawn:
+    stats = _pool_seeds(cell.per_run, ["id_acc", "id_ece", "shift_acc", "shift_ece"])
+    drawn = [
+        m
+        for m in cell.methods
+        if _has(stats, m, "id_acc", "id_ece") or _has(stats, m, "shift_acc", "shift_ece")
+    ]
+    if not drawn:
+        return None
+    n_shift = len(cell.shift_splits)
+    fig = _plot_ece_vs_acc(
+        stats, drawn, cell.colours, cell.id_split, n_shift, f"{cell.where}: ECE vs accuracy"
+    )
+    shift_text = (
+        f"shift points average the {n_shift} shift splits ({_split_list(cell.shift_splits)}) "
+        "per run before seeds are pooled"
+        if n_shift
+        else "the task has no shift splits"
+    )
+    return fig, (
+        f"id split `{cell.id_split}`; {shift_text}. Error bars: ± one std over seeds (none "
+        f"for a single run or an ensemble). {cell.runs_text}"
+        + _left_out_text(
+            "no accuracy and ECE in the table", [m for m in cell.methods if m not in drawn]
         )
-        emit(
-            "ece_vs_acc",
-            _plot_ece_vs_acc(stats, scattered, colours, table_id, len(shift_splits), where),
-            f"id split `{table_id}`; {shift_text}. Error bars: ± one std over seeds (none for "
-            f"a single run or an ensemble). {runs_text}"
-            + _left_out_text(
-                "no accuracy and ECE in the table", [m for m in methods if m not in scattered]
-            ),
+    )
+
+
+def _draw_base_to_new(cell: _Cell) -> _Drawn:
+    if not cell.new_splits:
+        return None
+    stats = _base_to_new_stats(cell.per_run)
+    drawn = [m for m in cell.methods if _has(stats, m, "base_new_hm")]
+    if not drawn:
+        _warn(f"{cell.where}: base_to_new skipped: no run has accuracies on both base and new")
+        return None
+    fig = _plot_base_to_new(stats, drawn, cell.colours, cell.id_split, f"{cell.where}: base-to-new")
+    return fig, (
+        f"base = id split `{cell.id_split}`, new = {_split_list(cell.new_splits)}; the "
+        "harmonic mean is formed per run, then mean ± std over seeds. "
+        + _runs_text(cell.per_run[cell.per_run["method"].isin(drawn)])
+        + _left_out_text(
+            "no accuracy on the new classes", [m for m in cell.methods if m not in drawn]
         )
-
-    if new_splits:
-        hm_stats = _base_to_new_stats(per_run)
-        with_new = [m for m in methods if np.isfinite(_stat(hm_stats, m, "base_new_hm")[0])]
-        if with_new:
-            emit(
-                "base_to_new",
-                _plot_base_to_new(hm_stats, with_new, colours, table_id, f"{where}: base-to-new"),
-                f"base = id split `{table_id}`, new = {_split_list(new_splits)}; the harmonic "
-                "mean is formed per run, then mean ± std over seeds. "
-                + _runs_text(per_run[per_run["method"].isin(with_new)])
-                + _left_out_text(
-                    "no accuracy on the new classes", [m for m in methods if m not in with_new]
-                ),
-            )
-        else:
-            _warn(f"{where}: base_to_new skipped: no run has accuracies on both base and new")
-
-    _emit_cost_quality(emit, per_run, methods, colours, costs, task, backbone, where)
-
-    headline = [(c, label) for c, label in _HEADLINE_METRICS if np.isfinite(per_run[c]).any()]
-    if headline:
-        averaged = []
-        if shift_splits:
-            averaged.append(f"shift values average the {len(shift_splits)} shift splits")
-        if ood_splits_table:
-            averaged.append(f"OOD AUROC averages the {len(ood_splits_table)} OOD splits")
-        emit(
-            "seed_variance",
-            _plot_seed_variance(per_run, headline, methods, colours, f"{where}: seed variance"),
-            f"id split `{table_id}`; panels: {_names(label for _, label in headline)}"
-            + (f"; {'; '.join(averaged)}" if averaged else "")
-            + f". {runs_text}",
-        )
-    return written
+    )
 
 
-def _emit_cost_quality(
-    emit: Any,
-    per_run: pd.DataFrame,
-    methods: Sequence[str],
-    colours: dict[str, str],
-    costs: _Costs,
-    task: str,
-    backbone: str,
-    where: str,
-) -> None:
-    """Draws cost_quality when the costs table has a finite cost for this pair."""
-    if costs.runs is None:
-        _warn(f"{where}: cost_quality skipped: {costs.problem}")
-        return
-    run_costs = _cell_costs(costs.runs, task, backbone)
-    run_costs = run_costs[run_costs["method"].isin(methods)]
+def _draw_cost_quality(cell: _Cell) -> _Drawn:
+    # Costs come from outside the table, so each reason for skipping is reported.
+    if cell.costs.runs is None:
+        _warn(f"{cell.where}: cost_quality skipped: {cell.costs.problem}")
+        return None
+    run_costs = _cell_costs(cell.costs.runs, cell.task, cell.backbone)
+    run_costs = run_costs[run_costs["method"].isin(cell.methods)]
     if run_costs.empty:
-        _warn(f"{where}: cost_quality skipped: no finite, positive cost for this pair")
-        return
+        _warn(f"{cell.where}: cost_quality skipped: no finite, positive cost for this pair")
+        return None
     cost_stats = _pool_seeds(run_costs, ["device_hours"])
-    metric_stats = _pool_seeds(per_run, [c for c, _ in _COST_PANELS])
+    metric_stats = _pool_seeds(cell.per_run, [c for c, _ in _COST_PANELS])
     points = pd.DataFrame(
         {
-            "cost": [_stat(cost_stats, m, "device_hours")[0] for m in methods],
-            **{c: [_stat(metric_stats, m, c)[0] for m in methods] for c, _ in _COST_PANELS},
+            "cost": [_stat(cost_stats, m, "device_hours")[0] for m in cell.methods],
+            **{c: [_stat(metric_stats, m, c)[0] for m in cell.methods] for c, _ in _COST_PANELS},
         },
-        index=pd.Index(methods, name="method"),
+        index=pd.Index(cell.methods, name="method"),
     )
     points = points[np.isfinite(points["cost"])]
     points = points[np.isfinite(points[[c for c, _ in _COST_PANELS]]).any(axis=1)]
     if points.empty:
-        _warn(f"{where}: cost_quality skipped: no method has both a cost and an id ECE or AURC")
-        return
+        _warn(f"{cell.where}: cost_quality skipped: no method has a cost and an id ECE or AURC")
+        return None
     devices = run_costs.loc[run_costs["method"].isin(points.index), "device"]
     xlabel = _device_axis_label(devices)
-    fig, fronts = _plot_cost_quality(points, colours, xlabel, f"{where}: cost and quality")
+    fig, fronts = _plot_cost_quality(
+        points, cell.colours, xlabel, f"{cell.where}: cost and quality"
+    )
     front_text = "; ".join(
         f"{label.removesuffix(' (%)')}: {_names(fronts[c]) or 'none'}" for c, label in _COST_PANELS
     )
-    emit(
-        "cost_quality",
-        fig,
+    return fig, (
         f"x = {xlabel}, the costs table's device_hours (fit seconds / 3600), mean over seeds; "
-        f"devices: {_names(sorted(set(devices)))}. An ensemble's cost is the sum of its "
-        f"members. Pareto front, {front_text}. "
-        + _runs_text(per_run[per_run["method"].isin(points.index)])
+        f"devices: {_names(sorted({_device_name(d) for d in devices}))}. An ensemble's cost "
+        f"is the sum of its members'. Pareto front, {front_text}. "
+        + _runs_text(cell.per_run[cell.per_run["method"].isin(points.index)])
         + _left_out_text(
-            "no finite cost or id metric", [m for m in methods if m not in points.index]
-        ),
+            "no finite cost or id metric", [m for m in cell.methods if m not in points.index]
+        )
     )
+
+
+def _draw_seed_variance(cell: _Cell) -> _Drawn:
+    headline = [
+        (column, label)
+        for column, label in _HEADLINE_METRICS
+        if np.isfinite(cell.per_run[column]).any()
+    ]
+    if not headline:
+        return None
+    fig = _plot_seed_variance(
+        cell.per_run, headline, cell.methods, cell.colours, f"{cell.where}: seed variance"
+    )
+    averaged = []
+    if cell.shift_splits:
+        averaged.append(f"shift values average the {len(cell.shift_splits)} shift splits")
+    if cell.ood_splits:
+        averaged.append(f"OOD AUROC averages the {len(cell.ood_splits)} OOD splits")
+    return fig, (
+        f"id split `{cell.id_split}`; panels: {_names([label for _, label in headline])}"
+        + "".join(f"; {text}" for text in averaged)
+        + f". {cell.runs_text}"
+    )
+
+
+# Every figure's drawer, in the order of FIGURE_DESCRIPTIONS (the order of index.md).
+_DRAWERS = {
+    "reliability": _draw_reliability,
+    "risk_coverage": _draw_risk_coverage,
+    "shift_severity": _draw_shift_severity,
+    "shift_splits": _draw_shift_splits,
+    "ood_roc": _draw_ood_roc,
+    "ece_vs_acc": _draw_ece_vs_acc,
+    "base_to_new": _draw_base_to_new,
+    "cost_quality": _draw_cost_quality,
+    "seed_variance": _draw_seed_variance,
+}
+
+
+def _figures_for_cell(cell: _Cell, fig_dir: Path) -> list[_Written]:
+    """Every figure of one (task, backbone) whose data exist, with its caption file."""
+    if not cell.runs:
+        _warn(
+            f"{cell.where}: no usable predictions; reliability, risk-coverage and OOD ROC skipped"
+        )
+    written = []
+    for name, draw in _DRAWERS.items():
+        drawn = draw(cell)
+        if drawn is None:
+            continue
+        fig, details = drawn
+        caption = f"{FIGURE_DESCRIPTIONS[name]} {cell.where}: {details}"
+        files = _save(fig, fig_dir, name)
+        files.append(_save_caption(fig_dir, name, caption))
+        written.append(_Written(cell.task, cell.backbone, name, caption, files))
+    return written
 
 
 def _write_index(out_dir: Path, table_path: Path, written: list[_Written], path: Path) -> Path:
@@ -1720,9 +1839,7 @@ def make_figures(
         for (task, backbone), cell in table.groupby(["task", "backbone"], sort=True):
             if wanted is not None and (task, backbone) not in wanted:
                 continue
-            fig_dir = out_dir / str(task) / str(backbone)
-            written += _figures_for_cell(
-                cell, str(task), str(backbone), lookup, colours, markers, fig_dir, costs
-            )
+            data = _cell_data(cell, str(task), str(backbone), lookup, colours, markers, costs)
+            written += _figures_for_cell(data, out_dir / str(task) / str(backbone))
     index = _write_index(out_dir, table_path, written, Path(index_path or out_dir / "index.md"))
     return [path for item in written for path in item.files] + [index]
