@@ -298,8 +298,11 @@ def cmd_report(args) -> int:
             level=settings["confidence_level"],
             alpha=settings["alpha"],
         )
+    claims = Path(settings["claims"])
+    if not claims.is_absolute() and not claims.exists():
+        claims = Path(__file__).resolve().parents[1] / claims  # the checkout's config/
     write_claims(
-        Path(settings["claims"]),
+        claims,
         results / "tables" / "summary.parquet",
         results / "leaderboard" / "claims.md",
     )

@@ -238,3 +238,28 @@ def test_tiny_grid_end_to_end(tmp_path, shared_data):
     # The HTML report builds from the finished run, with every figure and the leaderboards.
     snakemake(tmp_path, config_file, "--report", str(tmp_path / "report.html"))
     assert (tmp_path / "report.html").stat().st_size > 10_000
+
+    # After a partial run, `bench report` renders what exists and names what is missing.
+    lost = tmp_path / "results" / "runs" / "sst2" / "tiny_bert.random" / "lp_ft" / "seed1"
+    shutil.rmtree(lost)
+    log = (
+        tmp_path / "results" / "logs" / "fit" / "sst2" / "tiny_bert.random" / "lp_ft" / "seed1.log"
+    )
+    log.write_text("RuntimeError: simulated failure\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    partial = subprocess.run(
+        [sys.executable, "-m", "bench", "report", "--config", str(config_file)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert partial.returncode == 0, partial.stderr[-3000:]
+    cells = pd.read_csv(tmp_path / "results" / "tables" / "cells.csv", dtype=str)
+    failed = cells[cells.status == "failed"]
+    assert failed[["task", "method", "seed"]].values.tolist() == [["sst2", "lp_ft", "1"]]
+    assert "simulated failure" in failed.reason.iloc[0]
+    by_task = tmp_path / "results" / "leaderboard" / "by_task" / "sst2__tiny_bert.random.md"
+    assert "lp_ft: 1/2 runs (1: failed)" in by_task.read_text()
+    assert (tmp_path / "results" / "leaderboard" / "claims.md").exists()
