@@ -36,8 +36,8 @@ rule leaderboards:
         ),
         readme="results/leaderboard/README.md",
     params:
-        expected=expected_cells()[0],
-        skipped=expected_cells()[1],
+        expected=EXPECTED_CELLS,
+        skipped=SKIPPED_TASKS,
         reference=GRID.config["reference_method"],
         settings=GRID.config["report"],
     log:
