@@ -222,3 +222,19 @@ def test_base_to_new_harmonic_mean_block():
     b, n = base["correct"].mean(), new["correct"].mean()
     assert hm["point"] == pytest.approx(2 * b * n / (b + n))
     assert stats.harmonic_mean(np.array([0.0]), np.array([0.0]))[0] == 0.0
+
+
+def test_intervals_are_centred_on_the_reported_value():
+    """ECE is biased upwards under resampling; the interval must still describe the value."""
+    rng = np.random.default_rng(11)
+    labels = rng.integers(0, 4, size=200)
+    run = _run("m", 0, rng, labels, 0.0, ood=False)
+    frame = stats.bootstrap_task([run], "t", "b", reference=None, n_boot=400)
+    ece = frame.set_index(["split", "metric"]).loc[("test", "cal/ece")]
+    assert ece["boot_estimate"] > ece["point"]  # the raw replicates sit above the value
+    assert ece["ci_low"] <= ece["point"] <= ece["ci_high"]
+    # A mean is unbiased: centring leaves accuracy's interval where it was.
+    acc = frame.set_index(["split", "metric"]).loc[("test", "cls/acc")]
+    assert acc["boot_estimate"] == pytest.approx(acc["point"], abs=0.01)
+    centred = stats.centred(np.array([1.0, 2.0, 3.0]), 1.0)
+    np.testing.assert_allclose(centred, [0.0, 1.0, 2.0])

@@ -186,7 +186,8 @@ def readme(
         "- mean ± std over seeds (sample std, ddof = 1); `n` = runs with results, `k/m` when",
         "  only k of the m runs the grid asked for produced results (the reason is listed).",
         f"- [a, b]: 95% percentile interval of {n_boot} paired bootstrap replicates over test",
-        "  examples (the same resampled examples for every method), of the seed mean.",
+        "  examples (the same resampled examples for every method), of the seed mean, centred",
+        "  on the reported value (resampling inflates binned metrics such as ECE).",
         "- ▲ / ▼: significantly better / worse than the reference method"
         + (f" ({', '.join(f'`{r}`' for r in references)})" if references else "")
         + ": two-sided paired bootstrap test, Holm-adjusted over the methods of a column,"
