@@ -434,3 +434,22 @@ def test_examples_file_round_trips(results_tree):
     assert arrays["test"]["correct"].mean() == pytest.approx(
         metrics["splits"]["test"]["metrics"]["cls/acc"]
     )
+
+
+def test_a_task_left_out_for_missing_data_is_named(results_tree, tmp_path):
+    from bench.reporting.leaderboards import write_leaderboards
+    from bench.reporting.summary import cell_status
+
+    root, summary, _ = results_tree
+    skipped = {
+        "clinc150": {
+            "backbones": ["minilm_l6"],
+            "methods": ["full_ft"],
+            "reason": "task data missing (nlp/clinc150/data_full.json missing)",
+        }
+    }
+    cells = cell_status([], root / "results", skipped)
+    write_leaderboards(summary, cells, tmp_path, n_boot=300)
+    text = (tmp_path / "leaderboard.md").read_text()
+    assert "### Not in these tables" in text
+    assert "clinc150 · minilm_l6: not run: task data missing (nlp/clinc150/data_full.json" in text

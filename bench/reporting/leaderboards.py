@@ -90,6 +90,7 @@ def write_leaderboards(
     markdown = (
         "# Leaderboard\n\n" + _INTRO + "\n\n" + "\n".join(render.to_markdown(v) for v in overview)
     )
+    markdown += _absent_pairs(cells, pairs)
     written += [
         _write(out_dir / "leaderboard.md", markdown),
         _write(
@@ -145,6 +146,20 @@ def write_leaderboards(
     index.append(("claims.md", "published claims against the values measured here (rule `claims`)"))
     written.append(_write(out_dir / "README.md", readme(index, summary, n_boot, alpha)))
     return written
+
+
+def _absent_pairs(cells: pd.DataFrame | None, pairs: list[tuple[str, str]]) -> str:
+    """A section naming the (task, backbone) pairs the grid expected but no table shows."""
+    if cells is None or cells.empty:
+        return ""
+    shown = set(pairs)
+    absent = cells[[(t, b) not in shown for t, b in zip(cells.task, cells.backbone, strict=True)]]
+    if absent.empty:
+        return ""
+    lines = ["", "### Not in these tables", ""]
+    for (task, backbone), rows in absent.groupby(["task", "backbone"], sort=True):
+        lines.append(f"- {task} · {backbone}: " + "; ".join(dict.fromkeys(rows.reason)))
+    return "\n".join(lines) + "\n"
 
 
 def _metric_doc(metric: str) -> str:
