@@ -262,13 +262,11 @@ def cmd_aggregate(args) -> int:
 
 def cmd_report(args) -> int:
     """Tables and claims from whatever results exist (e.g. after ``snakemake --keep-going``)."""
-    import tempfile
-
     from bench.config import load_grid_file
     from bench.reporting.aggregate import aggregate
-    from bench.reporting.claims import write_claims
+    from bench.reporting.claims import resolve_claims_path, write_claims
     from bench.reporting.report import build_reports
-    from bench.reporting.summary import expected_cells_from_grid, write_expected
+    from bench.reporting.summary import expected_cells_from_grid
 
     grid = load_grid_file(args.config, log=_log)
     results = Path(args.results)
@@ -286,23 +284,18 @@ def cmd_report(args) -> int:
     _log(f"{len(present)} of {len(cells)} runs have results; the rest are marked in the tables")
     aggregate(present, benchmarks_root=results / "benchmarks", out_dir=results)
     settings = grid.config["report"]
-    with tempfile.TemporaryDirectory() as folder:
-        expected = Path(folder) / "expected.json"
-        write_expected(expected, cells, skipped)
-        build_reports(
-            results,
-            expected,
-            grid.config["reference_method"],
-            n_boot=settings["bootstrap_samples"],
-            seed=settings["bootstrap_seed"],
-            level=settings["confidence_level"],
-            alpha=settings["alpha"],
-        )
-    claims = Path(settings["claims"])
-    if not claims.is_absolute() and not claims.exists():
-        claims = Path(__file__).resolve().parents[1] / claims  # the checkout's config/
+    build_reports(
+        results,
+        cells,
+        grid.config["reference_method"],
+        n_boot=settings["bootstrap_samples"],
+        seed=settings["bootstrap_seed"],
+        level=settings["confidence_level"],
+        alpha=settings["alpha"],
+        skipped=skipped,
+    )
     write_claims(
-        claims,
+        resolve_claims_path(settings["claims"]),
         results / "tables" / "summary.parquet",
         results / "leaderboard" / "claims.md",
     )

@@ -85,6 +85,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def atomic_write_npz(
+    path: str | os.PathLike, arrays: dict[str, np.ndarray], compressed: bool = True
+) -> None:
+    """Writes a ``.npz`` of ``arrays`` atomically (see :func:`atomic_write_bytes`)."""
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_write_parquet(path: str | os.PathLike, frame: Any) -> None:
+    """Writes a pandas DataFrame as parquet (no index) atomically."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "workflow" / "schemas"
 
 
@@ -130,9 +146,7 @@ def save_predictions(
         infos[name] = asdict(pred.info)
     arrays["__splits__"] = np.array(json.dumps(infos))
     arrays["__classnames__"] = np.array(json.dumps(list(classnames)))
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_npz(path, arrays)
 
 
 def load_predictions(path: str | os.PathLike) -> tuple[dict[str, SplitPrediction], list[str]]:

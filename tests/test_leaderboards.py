@@ -23,7 +23,6 @@ from bench.reporting import render, views
 from bench.reporting.aggregate import aggregate
 from bench.reporting.report import build_reports
 from bench.reporting.score import save_examples, score_run
-from bench.reporting.summary import write_expected
 from bench.tasks.base import SplitInfo
 
 METHODS = {"full_ft": 1.0, "good": 2.0, "bad": 0.3}  # method -> logit margin of the label
@@ -131,9 +130,7 @@ def results_tree(tmp_path_factory):
     )
     metrics = sorted(str(p) for p in (root / "results" / "runs").glob("*/*/*/*/metrics.json"))
     aggregate(metrics, root / "results" / "benchmarks", root / "results")
-    expected_path = root / "expected.json"
-    write_expected(expected_path, expected, {})
-    written = build_reports(root / "results", expected_path, "full_ft", n_boot=300, seed=0)
+    written = build_reports(root / "results", expected, "full_ft", n_boot=300, seed=0)
     summary = pd.read_parquet(root / "results" / "tables" / "summary.parquet")
     return root, summary, written
 

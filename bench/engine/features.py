@@ -17,14 +17,13 @@ adds ``{split}/pool_index`` (the rows' positions in the full pool), ``{split}/po
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from bench.io import atomic_write_bytes
+from bench.io import atomic_write_npz
 from bench.tasks.base import FewShot, SplitInfo, TaskData, take
 
 
@@ -144,9 +143,8 @@ def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
             arrays[f"{name}/pool_labels"] = split.pool_labels.astype(np.int64)
         infos[name] = asdict(split.info)
     arrays["__splits__"] = np.array(json.dumps(infos))
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
+    # Uncompressed, so every cell that reads the cache skips decompression.
+    atomic_write_npz(path, arrays, compressed=False)
 
 
 def load_features(path: str | os.PathLike) -> FeatureSet:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.io import atomic_write_bytes
+from bench.io import atomic_write_bytes, atomic_write_parquet
+from bench.reporting.stats import harmonic_mean
 
 TABLE_COLUMNS = [
     "task",
@@ -163,8 +164,7 @@ def cell_summary(table: pd.DataFrame) -> pd.DataFrame:
     for column, kind, metric in SUMMARY_COLUMNS:
         subset = table[(table.split_kind == kind) & (table.metric == metric)]
         out[column] = subset.groupby("run_dir")["value"].mean()
-    base, new = out["id_acc"], out["new_acc"]
-    out["base_new_hm"] = 2 * base * new / (base + new)
+    out["base_new_hm"] = harmonic_mean(out["id_acc"], out["new_acc"])
     return out.reset_index()
 
 
@@ -206,17 +206,13 @@ def aggregate(
     Returns:
         The leaderboard (numbers only).
     """
-    import io
-
     table = build_table([Path(p) for p in metrics_files])
-    buffer = io.BytesIO()
-    table.to_parquet(buffer, index=False)
-    atomic_write_bytes(out_dir / "tables" / "runs.parquet", buffer.getvalue())
+    atomic_write_parquet(out_dir / "tables" / "runs.parquet", table)
     costs = read_costs(benchmarks_root, table.run_dir.unique().tolist())
     keys = table[["task", "backbone", "method", "seed", "run_dir"]].drop_duplicates()
-    buffer = io.BytesIO()
-    keys.merge(costs, on="run_dir", how="left").to_parquet(buffer, index=False)
-    atomic_write_bytes(out_dir / "tables" / "costs.parquet", buffer.getvalue())
+    atomic_write_parquet(
+        out_dir / "tables" / "costs.parquet", keys.merge(costs, on="run_dir", how="left")
+    )
     board = leaderboard(cell_summary(table), costs[["run_dir", *COST_COLUMNS]])
     atomic_write_bytes(
         out_dir / "leaderboard" / "leaderboard.csv", board.to_csv(index=False).encode()

@@ -21,11 +21,29 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from bench.reporting.summary import is_percent
+
 REQUIRED_KEYS = ("id", "paper", "where", "source", "evidence", "task", "backbone", "metric")
 REQUIRED_KEYS += ("method", "expect", "config")
 EXPECTATIONS = ("higher", "lower", "reproduce")
 EVIDENCE = ("primary", "secondary", "abstract")
 SPLIT_KINDS = ("id", "new")
+
+
+#: The checkout holding ``config/claims.yaml`` (also the Snakefile's folder).
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def resolve_claims_path(path: str | Path) -> Path:
+    """A relative claims path, read from the working directory, else from the checkout.
+
+    ``snakemake --directory elsewhere`` and ``python -m bench report`` run outside the
+    checkout, where the default ``config/claims.yaml`` only exists relative to it.
+    """
+    path = Path(path)
+    if path.is_absolute() or path.exists() or not (CHECKOUT / path).exists():
+        return path
+    return CHECKOUT / path
 
 
 class ClaimsError(ValueError):
@@ -129,17 +147,13 @@ def _published_text(claim: dict, split: str | None) -> str:
     return f"{claim['method']} {claim['expect']} than {claim['reference']} (direction only)"
 
 
-def _percent(metric: str) -> bool:
-    return not (metric.startswith("cls/nll") or metric.startswith("cost/"))
-
-
 def _pct(value: float, metric: str) -> str:
-    return f"{value * 100:.2f}" if _percent(metric) else f"{value:.3f}"
+    return f"{value * 100:.2f}" if is_percent(metric) else f"{value:.3f}"
 
 
 def _mean_std(row: pd.Series, metric: str) -> str:
-    scale = 100 if _percent(metric) else 1
-    digits = 2 if _percent(metric) else 3
+    scale = 100 if is_percent(metric) else 1
+    digits = 2 if is_percent(metric) else 3
     text = f"{row['mean'] * scale:.{digits}f}"
     if math.isfinite(row["std"]):
         text += f" ± {row['std'] * scale:.{digits}f}"
@@ -245,6 +259,10 @@ def _evaluate_pair(claim: dict, block: pd.DataFrame, task: str, backbone: str) -
     return out
 
 
+def _versus(claim: dict) -> str:
+    return claim["method"] + (f" vs {claim['reference']}" if claim.get("reference") else "")
+
+
 def render_claims(results: list[dict], claims_path: str) -> str:
     """``claims.md``: one row per evaluated claim, then the claims not run and why."""
     ran = [r for r in results if r["status"] == "ok"]
@@ -270,10 +288,9 @@ def render_claims(results: list[dict], claims_path: str) -> str:
     ]
     for r in ran:
         c = r["claim"]
-        versus = c["method"] + (f" vs {c['reference']}" if c.get("reference") else "")
         lines.append(
             f"| {c['id']} | {c['paper']} ({c['where']}) | {c['evidence']} | {r['task']} · "
-            f"{r['backbone']} | `{c['metric']}` ({r['split']}) | {versus} | {r['published']} | "
+            f"{r['backbone']} | `{c['metric']}` ({r['split']}) | {_versus(c)} | {r['published']} | "
             f"{r['here']} | {'yes' if r['holds'] else '**no**'} | `{r['cells']}` |"
         )
     if not_run:
@@ -287,10 +304,9 @@ def render_claims(results: list[dict], claims_path: str) -> str:
         ]
         for r in not_run:
             c = r["claim"]
-            versus = c["method"] + (f" vs {c['reference']}" if c.get("reference") else "")
             lines.append(
                 f"| {c['id']} | {c['paper']} ({c['where']}) | {r['task']} · {r['backbone']} | "
-                f"`{c['metric']}` | {versus} | {r['published']} | {r['reason']} |"
+                f"`{c['metric']}` | {_versus(c)} | {r['published']} | {r['reason']} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from bench.io import atomic_write_bytes
 from bench.reporting import render, views
-from bench.reporting.summary import DERIVED_METRICS
+from bench.reporting.summary import DERIVED_METRICS, higher_is_better
 
 GENERATED_FOLDERS = ("by_task", "by_metric", "shift")
 
@@ -217,9 +217,8 @@ def readme(
         "| column | metric key | direction | definition |",
         "|---|---|---|---|",
     ]
-    shown = {m: label for m, (label, _) in views.METRIC_LABELS.items()}
-    for metric, label in shown.items():
-        direction = "higher is better" if _higher(metric) else "lower is better"
+    for metric, label in views.METRIC_LABELS.items():
+        direction = "higher is better" if higher_is_better(metric) else "lower is better"
         link = f"[{_description(metric)}](../../{_metric_doc(metric)})"
         lines.append(f"| {label} | `{metric}` | {direction} | {link} |")
     link = f"[mean over tasks of the rank within a task](../../{views.METRIC_DOCS['rank']})"
@@ -233,9 +232,3 @@ def readme(
         "`base-to-new` = harmonic mean of base and new accuracy per run.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _higher(metric: str) -> bool:
-    from bench.reporting.summary import higher_is_better
-
-    return higher_is_better(metric)

@@ -64,6 +64,13 @@ def best_and_second(view: View, column: Column) -> dict[str, str]:
     return marks
 
 
+def _arrow(column: Column) -> str:
+    """Header suffix giving the column's direction (the rank column names its own)."""
+    if column.higher_is_better is None or column.metric == "rank":
+        return ""
+    return " ↑" if column.higher_is_better else " ↓"
+
+
 def _row_label(view: View, row: str) -> str:
     return f"{row} (ref)" if row == view.reference else row
 
@@ -128,17 +135,13 @@ def to_markdown(view: View, level: int = 3) -> str:
     """A Markdown table with the view's title as a heading and notes below."""
     groups = [c.group for c in view.columns]
     headers = [f"{c.group} {c.header}".strip() if any(groups) else c.header for c in view.columns]
-    arrows = [
-        ""
-        if c.higher_is_better is None or c.metric == "rank"
-        else (" ↑" if c.higher_is_better else " ↓")
-        for c in view.columns
-    ]
     lines = [f"{'#' * level} {view.title}", ""]
     if view.caption:
         lines += [view.caption, ""]
     lines.append(
-        "| method | n | " + " | ".join(h + a for h, a in zip(headers, arrows, strict=True)) + " |"
+        "| method | n | "
+        + " | ".join(h + _arrow(c) for h, c in zip(headers, view.columns, strict=True))
+        + " |"
     )
     lines.append("|---|---:|" + "---:|" * len(view.columns))
     marks = {c.key: best_and_second(view, c) for c in view.columns}
@@ -243,17 +246,7 @@ def to_latex(view: View) -> str:
         r"\begin{tabular}{" + spec + "}",
         r"\toprule",
         *_latex_group_header(view.columns),
-        "Method & "
-        + " & ".join(
-            tex_escape(c.header)
-            + (
-                ""
-                if c.higher_is_better is None or c.metric == "rank"
-                else (r" $\uparrow$" if c.higher_is_better else r" $\downarrow$")
-            )
-            for c in view.columns
-        )
-        + r" \\",
+        "Method & " + " & ".join(tex_escape(c.header + _arrow(c)) for c in view.columns) + r" \\",
         r"\midrule",
     ]
     for row in view.rows:

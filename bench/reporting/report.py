@@ -8,17 +8,16 @@ expects, so it never refits anything. Writes ``tables/cells.csv``,
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from bench.io import atomic_write_bytes
+from bench.io import atomic_write_bytes, atomic_write_parquet
 from bench.reporting import stats
 from bench.reporting.leaderboards import write_leaderboards
 from bench.reporting.score import load_examples
-from bench.reporting.summary import cell_status, read_expected, summarize
+from bench.reporting.summary import cell_status, summarize
 
 
 def _log(message: str) -> None:
@@ -64,33 +63,30 @@ def bootstrap_table(
     return pd.concat(frames, ignore_index=True)
 
 
-def _parquet(frame: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
-
-
 def build_reports(
     results: Path,
-    expected_path: Path | None,
+    expected: list[dict] | None,
     reference: str | None,
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
     alpha: float = 0.05,
+    skipped: dict[str, dict] | None = None,
 ) -> list[Path]:
     """Runs the whole step (module docstring) on a results folder.
 
     Args:
         results: The results folder (``results``); run dirs in the table are relative to
             its parent.
-        expected_path: JSON of expected cells (:func:`bench.reporting.summary.write_expected`);
-            ``None`` treats the table's runs as the whole grid.
+        expected: The cells the grid expects
+            (:func:`bench.reporting.summary.expected_cells_from_grid`); ``None`` treats the
+            table's runs as the whole grid.
         reference: Reference method of the significance tests.
         n_boot: Bootstrap replicates.
         seed: Seed of the resampling streams.
         level: Interval coverage.
         alpha: Family-wise level of the Holm-adjusted tests.
+        skipped: Tasks the grid left out, ``{task: {"backbones", "methods", "reason"}}``.
 
     Returns:
         Every file written.
@@ -101,23 +97,18 @@ def build_reports(
     table["seed"] = table["seed"].astype(str)
     costs_path = results / "tables" / "costs.parquet"
     costs = pd.read_parquet(costs_path) if costs_path.exists() else None
-    if expected_path is not None:
-        expected, skipped = read_expected(expected_path)
-    else:
+    if expected is None:
         expected = table[["task", "backbone", "method", "seed", "run_dir"]].drop_duplicates()
-        expected, skipped = expected.to_dict("records"), {}
+        expected = expected.to_dict("records")
     cells = cell_status(expected, results, skipped)
     boot = bootstrap_table(table, root, reference, n_boot, seed, level, alpha)
     summary = summarize(table, costs, boot, cells)
     tables = results / "tables"
-    written = []
-    for path, data in (
-        (tables / "cells.csv", cells.to_csv(index=False).encode()),
-        (tables / "bootstrap.parquet", _parquet(boot)),
-        (tables / "summary.parquet", _parquet(summary)),
-        (tables / "summary.csv", summary.to_csv(index=False).encode()),
-    ):
-        atomic_write_bytes(path, data)
-        written.append(path)
+    atomic_write_bytes(tables / "cells.csv", cells.to_csv(index=False).encode())
+    atomic_write_parquet(tables / "bootstrap.parquet", boot)
+    atomic_write_parquet(tables / "summary.parquet", summary)
+    atomic_write_bytes(tables / "summary.csv", summary.to_csv(index=False).encode())
+    written = [tables / name for name in ("cells.csv", "bootstrap.parquet", "summary.parquet")]
+    written.append(tables / "summary.csv")
     written += write_leaderboards(summary, cells, results / "leaderboard", n_boot, alpha)
     return written

@@ -21,14 +21,13 @@ and for labelled splits ``<split>/correct`` and ``<split>/nll``, plus ``__splits
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.io import atomic_write_bytes, load_predictions
+from bench.io import atomic_write_npz, load_predictions
 
 
 def score_predictions_file(
@@ -97,9 +96,7 @@ def score_run(run_dir: Path, examples: dict[str, np.ndarray] | None = None) -> d
 
 def save_examples(path: Path, examples: dict[str, np.ndarray]) -> None:
     """Writes examples.npz atomically (compressed)."""
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **examples)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_npz(path, examples)
 
 
 def load_examples(path: Path) -> tuple[dict[str, str], dict[str, dict[str, np.ndarray]]]:

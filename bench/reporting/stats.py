@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -293,9 +294,9 @@ def labelled_replicates(w: np.ndarray, arrays: dict | PreparedLabelled) -> dict[
         else prepare_labelled(arrays["confidence"], arrays["correct"], arrays["nll"])
     )
     return {
-        "cls/acc": w @ prepared.correct / w.shape[1],
+        "cls/acc": weighted_accuracy(w, prepared.correct),
         "cal/ece": _ece(w, prepared),
-        "cls/nll": w @ prepared.nll / w.shape[1],
+        "cls/nll": weighted_nll(w, prepared.nll),
         "sc/aurc": _aurc(w, prepared),
     }
 
@@ -441,10 +442,17 @@ def _add_blocks(
         replicates[(BASE_TO_NEW, HARMONIC_MEAN)] = harmonic_mean(base, new)
 
 
-def harmonic_mean(base: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """``2 b n / (b + n)``, 0 where both are 0 (the CoCoOp base-to-new headline)."""
+def harmonic_mean(base: Any, new: Any) -> np.ndarray:
+    """``2 b n / (b + n)``, 0 where both are 0 (the CoCoOp base-to-new headline).
+
+    NaN stays NaN (a run without a new-class split has no harmonic mean). The one
+    definition used by the bootstrap, the summary table and ``leaderboard.csv``.
+    """
+    base = np.asarray(base, dtype=np.float64)
+    new = np.asarray(new, dtype=np.float64)
     total = base + new
-    return np.divide(2 * base * new, total, out=np.zeros_like(total), where=total > 0)
+    out = np.divide(2 * base * new, total, out=np.zeros_like(total), where=total > 0)
+    return np.where(np.isnan(total), np.nan, out)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:

@@ -22,7 +22,6 @@ Snakemake benchmark files).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.reporting.stats import BASE_TO_NEW, HARMONIC_MEAN, OOD_MEAN, SHIFT_MEAN
+from bench.reporting.stats import BASE_TO_NEW, HARMONIC_MEAN, OOD_MEAN, SHIFT_MEAN, harmonic_mean
 
 COST = "cost"
 
@@ -72,6 +71,15 @@ SUMMARY_COLUMNS = [
 ]
 CELL_COLUMNS = ["task", "backbone", "method", "seed", "run_dir", "status", "reason"]
 RUN_KEYS = ["task", "backbone", "method", "seed", "run_dir"]
+
+
+def is_percent(metric: str) -> bool:
+    """Whether a metric is a fraction in [0, 1] that tables show x100.
+
+    Every accuracy, calibration error, selective-risk and OOD metric is; the NLL and the
+    Brier score (unbounded / up to 2), costs and ranks are not.
+    """
+    return not (metric in ("cls/nll", "cls/brier", "rank") or metric.startswith("cost/"))
 
 
 def higher_is_better(metric: str) -> bool:
@@ -186,18 +194,6 @@ def expected_cells_from_grid(grid) -> tuple[list[dict], dict[str, dict]]:
     return cells, skipped
 
 
-def write_expected(path: Path, cells: list[dict], skipped: dict[str, dict]) -> None:
-    """Saves the expected cells (what :func:`cell_status` reads) as JSON."""
-    from bench.io import atomic_write_json
-
-    atomic_write_json(path, {"cells": cells, "skipped": skipped})
-
-
-def read_expected(path: Path) -> tuple[list[dict], dict[str, dict]]:
-    data = json.loads(Path(path).read_text())
-    return data["cells"], data["skipped"]
-
-
 # --- run-level values of every block ------------------------------------------------------
 
 
@@ -225,8 +221,7 @@ def run_values(table: pd.DataFrame, costs: pd.DataFrame | None = None) -> pd.Dat
     new = acc[acc.split_kind == "new"].groupby(RUN_KEYS)["value"].mean()
     if not new.empty:
         both = pd.concat({"base": base, "new": new}, axis=1).dropna()
-        total = both.base + both.new
-        hm = (2 * both.base * both.new / total.where(total > 0)).fillna(0.0)
+        hm = pd.Series(harmonic_mean(both.base, both.new), index=both.index)
         parts.append(
             hm.rename("value")
             .reset_index()

@@ -38,19 +38,19 @@ METRIC_DOCS = {
     "rank": "docs/leaderboards.md#mean-rank",
 }
 
-# Display names and scaling of the metrics the views show. Percent metrics are fractions
-# in the tables and x100 when rendered.
+# Display names of the metrics the views show; percent metrics (summary.is_percent) are
+# fractions in the tables and x100 when rendered.
 METRIC_LABELS = {
-    "cls/acc": ("acc (%)", True),
-    "cal/ece": ("ECE (%)", True),
-    "cls/nll": ("NLL", False),
-    "sc/aurc": ("AURC (%)", True),
-    "ood/auroc_msp": ("AUROC (%)", True),
-    "ood/fpr95_msp": ("FPR95 (%)", True),
-    HARMONIC_MEAN: ("HM (%)", True),
-    "cost/fit_seconds": ("fit time (s)", False),
-    "cost/device_hours": ("device-hours", False),
-    "cost/peak_rss_mb": ("peak mem (MB)", False),
+    "cls/acc": "acc (%)",
+    "cal/ece": "ECE (%)",
+    "cls/nll": "NLL",
+    "sc/aurc": "AURC (%)",
+    "ood/auroc_msp": "AUROC (%)",
+    "ood/fpr95_msp": "FPR95 (%)",
+    HARMONIC_MEAN: "HM (%)",
+    "cost/fit_seconds": "fit time (s)",
+    "cost/device_hours": "device-hours",
+    "cost/peak_rss_mb": "peak mem (MB)",
 }
 LABELLED = ("cls/acc", "cal/ece", "cls/nll", "sc/aurc")
 OOD = ("ood/auroc_msp", "ood/fpr95_msp")
@@ -221,10 +221,10 @@ def _fill(
 
 
 def _column(key: str, metric: str, header: str | None = None, group: str = "") -> Column:
-    from bench.reporting.summary import higher_is_better
+    from bench.reporting.summary import higher_is_better, is_percent
 
-    label, percent = METRIC_LABELS.get(metric, (metric, False))
-    return Column(key, header or label, metric, higher_is_better(metric), percent, group)
+    label = METRIC_LABELS.get(metric, metric)
+    return Column(key, header or label, metric, higher_is_better(metric), is_percent(metric), group)
 
 
 def _pairs(summary: pd.DataFrame) -> list[tuple[str, str]]:

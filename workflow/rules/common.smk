@@ -38,13 +38,10 @@ except ConfigError as error:
 config.update(GRID.config)
 validate(config, schema="../schemas/config.schema.yaml")
 
-# A malformed claims file fails here, not after the grid has run. A relative path is
-# read from the working directory, else from the workflow's folder (--directory elsewhere).
-from bench.reporting.claims import ClaimsError, load_claims  # noqa: E402
+# A malformed claims file fails here, not after the grid has run.
+from bench.reporting.claims import ClaimsError, load_claims, resolve_claims_path  # noqa: E402
 
-_claims = Path(GRID.config["report"]["claims"])
-if not _claims.is_absolute() and not _claims.exists() and (Path(workflow.basedir) / _claims).exists():
-    GRID.config["report"]["claims"] = str(Path(workflow.basedir) / _claims)
+GRID.config["report"]["claims"] = str(resolve_claims_path(GRID.config["report"]["claims"]))
 try:
     load_claims(GRID.config["report"]["claims"])
 except (ClaimsError, OSError) as error:
