@@ -593,7 +593,8 @@ def bootstrap_task(
     seed_means = {}
     points = {}
     for method, run_list in by_method.items():
-        keys = set.intersection(*(set(r) for r in run_list))
+        # In the first run's order (a set's order changes with the process's hash seed).
+        keys = [k for k in run_list[0] if all(k in r for r in run_list[1:])]
         stacked = {k: np.mean([r[k] for r in run_list], axis=0) for k in keys}
         seed_means[method] = {k: v[:n_boot] for k, v in stacked.items()}
         points.update({(method, *k): float(v[n_boot]) for k, v in stacked.items()})
