@@ -153,6 +153,16 @@ def cmd_fit(args) -> int:
         from bench.methods.base import FitContext, closed_vocabulary_view
 
         engine = _engine(grid, args.threads)
+        checkpoint = None
+        if args.checkpoint:
+            from bench.engine.checkpoint import Checkpointer
+
+            checkpoint = Checkpointer(
+                args.checkpoint,
+                grid.config["runtime"]["checkpoint_every"],
+                grid.cell_hash(cell),
+                engine.log,
+            )
         seed_everything(cell.seed)
         method = create_method(base, **settings["hparams"])
         # Splits of classes named only at test time go to open-vocabulary methods only.
@@ -168,6 +178,7 @@ def cmd_fit(args) -> int:
             load_features=lambda: view(
                 _require_features(args.features, load_features).for_seed(cell.seed)
             ),
+            checkpoint=checkpoint,
         )
         predictions = method.run(ctx)
         summary = method.summary()
@@ -193,6 +204,8 @@ def cmd_fit(args) -> int:
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write_json(out_dir / "run.json", run, schema="run.schema.json")
+    if not modifiers and checkpoint is not None:
+        checkpoint.clear()  # the outputs are safely written; a rerun starts afresh
     _log(f"wrote {out_dir} in {run['wall_seconds']:.1f}s")
     return 0
 
@@ -423,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--base-predictions", help="predictions.npz of the base method (post-hoc modifiers)"
     )
+    p.add_argument(
+        "--checkpoint",
+        help="checkpoint file: saved every runtime.checkpoint_every steps and on "
+        "SIGTERM/SIGUSR1, resumed from when present",
+    )
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("ensemble", help="combine a method's seeds into a deep ensemble")
@@ -471,8 +489,15 @@ def main(argv: list[str] | None = None) -> int:
 
         words = sys.argv[1:] if argv is None else argv
         _log("$ python -m bench " + " ".join(shlex.quote(w) for w in words))
+    from bench.errors import RunError
+
     try:
         return args.func(args)
     except ConfigError as error:
         print(f"config error: {error}", file=sys.stderr)
         return 2
+    except RunError as error:
+        # A problem of this run (diverged, preempted, unreadable input): one line, and
+        # the last line of the job log, which the leaderboard quotes for a failed cell.
+        print(f"{error.label}: {error}", file=sys.stderr)
+        return error.exit_code

@@ -24,6 +24,9 @@ from bench.tasks import DataPaths, list_tasks, missing_task_files, task_metadata
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 ENSEMBLE_SUFFIX = "+ens"
+# Runtime keys that never change a result (the resume test shows checkpointing does not),
+# left out of the cell hash so changing them reruns nothing.
+RESULT_NEUTRAL_RUNTIME = ("checkpoint_every",)
 
 
 class ConfigError(ValueError):
@@ -102,7 +105,9 @@ class Grid:
             "hparams": self.method_hparams(cell.task, cell.base_method),
             "seed": cell.seed,
             "data": self.config["data"],
-            "runtime": self.config["runtime"],
+            "runtime": {
+                k: v for k, v in self.config["runtime"].items() if k not in RESULT_NEUTRAL_RUNTIME
+            },
         }
 
     def cell_hash(self, cell: Cell) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,7 +12,16 @@ import torch
 from torch import nn
 
 from bench.backbones.base import Backbone, to_device
+from bench.engine.checkpoint import (
+    Checkpointer,
+    Stateful,
+    capture,
+    restore,
+    rng_state,
+    set_rng_state,
+)
 from bench.engine.runtime import Engine
+from bench.errors import NonFiniteLossError, Preempted
 from bench.tasks.base import Split, take
 
 
@@ -117,16 +127,21 @@ class _DecodedBatches(torch.utils.data.Dataset):
 
 
 def prepared_batches(
-    backbone: Backbone, inputs, batches, train: bool, engine: Engine
+    backbone: Backbone,
+    inputs,
+    batches,
+    train: bool,
+    engine: Engine,
+    seeds: list[int] | None = None,
 ) -> Iterator[tuple[np.ndarray, object]]:
     """Yields ``(index, model input on the device)`` for each index array in ``batches``.
 
     Image files are decoded by ``backbone.image_transform(train)``, in
     ``engine.data_workers`` DataLoader processes (pinned memory, two batches prefetched
     per worker) when it is above 0, so JPEG decoding overlaps the GPU's work. Each
-    training batch's augmentation seed is drawn here, in order, from torch's global
-    generator, so random crops are the same whatever the number of workers.
-    Everything else is prepared in this process.
+    training batch is augmented with its entry of ``seeds`` (drawn here, in order, from
+    torch's global generator when None), so random crops are the same whatever the
+    number of workers. Everything else is prepared in this process.
     """
     batches = list(batches)
     if not is_image_files(inputs):
@@ -137,9 +152,10 @@ def prepared_batches(
             )
         return
     transform = backbone.image_transform(train)
-    seeds = (
-        torch.randint(0, 2**31 - 1, (len(batches),)).tolist() if train else [None] * len(batches)
-    )
+    if not train:
+        seeds = [None] * len(batches)
+    elif seeds is None:
+        seeds = torch.randint(0, 2**31 - 1, (len(batches),)).tolist()
     if engine.data_workers == 0:
         for index, seed in zip(batches, seeds, strict=True):
             decoded = transform(inputs.subset(index), seed=seed)
@@ -189,6 +205,21 @@ def _param_groups(model: Classifier, cfg: OptimConfig) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
+def _check_finite(loss_sum: torch.Tensor, first: int, last: int) -> float:
+    """The mean of ``loss_sum`` over steps ``first..last``; raises if it is not finite.
+
+    Checked where the loop reads the loss anyway (every log interval), so it costs no
+    extra host synchronisation; one non-finite step makes the sum non-finite.
+    """
+    total = float(loss_sum.item())
+    if not math.isfinite(total):
+        raise NonFiniteLossError(
+            f"training loss is {total} between steps {first} and {last}; the run diverged. "
+            "Lower lr/head_lr or enable grad_clip for this method (tasks.<task>.hparams)"
+        )
+    return total / max(1, last - first + 1)
+
+
 def train_classifier(
     model: Classifier,
     train: Split,
@@ -196,8 +227,14 @@ def train_classifier(
     engine: Engine,
     seed: int,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    checkpoint: Checkpointer | None = None,
+    extra_state: dict[str, Stateful] | None = None,
 ) -> dict[str, float]:
     """Fine-tunes ``model`` on ``train`` with AdamW and a cosine schedule.
+
+    Epoch ``e`` draws its batch order and augmentation seeds from a generator seeded
+    with ``(seed, e)``, so a run resumed from a checkpoint sees exactly the batches the
+    uninterrupted run would have.
 
     Args:
         model: Backbone + head, already on ``engine.device``.
@@ -207,16 +244,25 @@ def train_classifier(
         seed: Seed of the batch order.
         loss_fn: ``(logits, labels) -> loss``; cross-entropy with ``cfg.label_smoothing``
             when None.
+        checkpoint: Saves periodically and on a preemption signal, and resumes from a
+            saved state (see :mod:`bench.engine.checkpoint`); None trains straight
+            through.
+        extra_state: Further objects whose state a resume needs (an EMA teacher, a
+            posterior), saved and restored with the model's.
 
     Returns:
-        Summary: steps, final training loss (mean over the last epoch), examples/s.
+        Summary: steps, final training loss (mean over the last epoch), examples/s,
+        and the step a resumed run started from.
+
+    Raises:
+        Preempted: A preemption signal arrived; the checkpoint is saved.
+        NonFiniteLossError: The loss became NaN or infinite.
     """
     import time
 
     if loss_fn is None:
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         loss_fn = criterion
-    generator = np.random.default_rng(seed)
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     total_steps = max(1, int(round(steps_per_epoch * cfg.epochs)))
     log_interval = min(engine.log_every, max(1, total_steps // 5))
@@ -225,52 +271,103 @@ def train_classifier(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, cosine_with_warmup(total_steps, cfg.warmup_fraction)
     )
+    stateful = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    stateful.update(extra_state or {})
     labels_all = torch.from_numpy(np.asarray(train.labels, dtype=np.int64))
     text_lengths = np.array([len(t) for t in train.inputs]) if is_text(train.inputs) else None
     model.train()
-    step = 0
+    # Position and running sums: all of it goes into a checkpoint.
+    step = epoch = position = epoch_batches = 0
     running = torch.zeros((), device=engine.device)
-    running_steps = 0
+    running_from = 1
     epoch_loss = torch.zeros((), device=engine.device)
-    epoch_batches = 0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        restore(stateful, saved["states"])
+        set_rng_state(saved["rng"])
+        step, epoch, position = saved["step"], saved["epoch"], saved["position"]
+        epoch_batches = saved["epoch_batches"]
+        running_from = saved["running_from"]
+        running.fill_(saved["running"])
+        epoch_loss.fill_(saved["epoch_loss"])
+    resumed_from = step
+
+    def snapshot() -> dict:
+        return {
+            "step": step,
+            "epoch": epoch,
+            "position": position,
+            "epoch_batches": epoch_batches,
+            "running": float(running.item()),
+            "running_from": running_from,
+            "epoch_loss": float(epoch_loss.item()),
+            "states": capture(stateful),
+            "rng": rng_state(),
+        }
+
     start = time.perf_counter()
-    while step < total_steps:
-        epoch_loss.zero_()
-        epoch_batches = 0
-        if text_lengths is None:
-            batches = index_batches(len(train), cfg.batch_size, True, generator, drop_last=True)
-        else:
-            batches = length_grouped_batches(text_lengths, cfg.batch_size, generator)
-        # Never more batches than steps left, so decoding workers do no wasted work.
-        batches = list(batches)[: total_steps - step]
-        for index, batch in prepared_batches(model.backbone, train.inputs, batches, True, engine):
-            labels = labels_all[index].to(engine.device, non_blocking=True)
-            with engine.autocast():
-                logits = model(batch)
-            loss = loss_fn(logits.float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            # Accumulate on the device: reading loss.item() every step would sync.
-            running += loss.detach()
-            epoch_loss += loss.detach()
-            epoch_batches += 1
-            step += 1
-            running_steps += 1
-            if step % log_interval == 0 or step == total_steps:
-                engine.log(f"step {step}/{total_steps} loss {running.item() / running_steps:.4f}")
-                running.zero_()
-                running_steps = 0
+    with checkpoint if checkpoint is not None else contextlib.nullcontext():
+        while step < total_steps:
+            epoch_rng = np.random.default_rng([seed, epoch])
+            if text_lengths is None:
+                order = index_batches(len(train), cfg.batch_size, True, epoch_rng, drop_last=True)
+            else:
+                order = length_grouped_batches(text_lengths, cfg.batch_size, epoch_rng)
+            # Never more batches than steps left, so decoding workers do no wasted work.
+            batches = list(order)[: total_steps - (step - position)]
+            crop_seeds = epoch_rng.integers(0, 2**31 - 1, len(batches)).tolist()
+            if position == 0:
+                epoch_loss.zero_()
+            prepared = prepared_batches(
+                model.backbone,
+                train.inputs,
+                batches[position:],
+                True,
+                engine,
+                seeds=crop_seeds[position:],
+            )
+            for index, batch in prepared:
+                labels = labels_all[index].to(engine.device, non_blocking=True)
+                with engine.autocast():
+                    logits = model(batch)
+                loss = loss_fn(logits.float(), labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                # Accumulate on the device: reading loss.item() every step would sync.
+                running += loss.detach()
+                epoch_loss += loss.detach()
+                step += 1
+                position += 1
+                if step % log_interval == 0 or step == total_steps:
+                    mean = _check_finite(running, running_from, step)
+                    engine.log(f"step {step}/{total_steps} loss {mean:.4f}")
+                    running.zero_()
+                    running_from = step + 1
+                if checkpoint is not None and checkpoint.due(step, total_steps):
+                    checkpoint.save(snapshot())
+                    if checkpoint.requested is not None:
+                        raise Preempted(checkpoint.requested, step, checkpoint.path)
+            epoch_batches = position
+            epoch += 1
+            position = 0
+        if checkpoint is not None and checkpoint.wants_final(total_steps) and resumed_from < step:
+            # A preemption while predicting then costs a reload, not the training.
+            checkpoint.save(snapshot())
     seconds = time.perf_counter() - start
-    return {
+    trained = step - resumed_from
+    summary = {
         "steps": step,
         "final_epoch_loss": float(epoch_loss.item() / max(1, epoch_batches)),
-        "train_examples_per_s": step * cfg.batch_size / max(seconds, 1e-9),
+        "train_examples_per_s": trained * cfg.batch_size / max(seconds, 1e-9),
         "train_seconds": seconds,
     }
+    if resumed_from:
+        summary["resumed_from_step"] = resumed_from
+    return summary
 
 
 @torch.no_grad()

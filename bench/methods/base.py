@@ -24,6 +24,9 @@ class FitContext:
         load_task: Returns the built :class:`bench.tasks.TaskData`.
         load_backbone: Returns a fresh :class:`bench.backbones.base.Backbone`.
         load_features: Returns the cached :class:`bench.engine.features.FeatureSet`.
+        checkpoint: The job's :class:`bench.engine.checkpoint.Checkpointer` (None: no
+            checkpoints); a method with a training loop passes it on, so a preempted
+            job resumes where it stopped.
     """
 
     task_name: str
@@ -33,6 +36,7 @@ class FitContext:
     load_task: Callable[[], Any]
     load_backbone: Callable[[], Any]
     load_features: Callable[[], Any]
+    checkpoint: Any = None
     _cache: dict = field(default_factory=dict)
 
     def task(self):

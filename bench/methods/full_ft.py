@@ -58,7 +58,14 @@ class FullFineTuning(Method):
         model.to(ctx.engine.device)
         self._summary = {
             **getattr(self, "_summary", {}),
-            **train_classifier(model, task.splits["train"], self.hparams, ctx.engine, ctx.seed),
+            **train_classifier(
+                model,
+                task.splits["train"],
+                self.hparams,
+                ctx.engine,
+                ctx.seed,
+                checkpoint=ctx.checkpoint,
+            ),
         }
         with torch.no_grad():
             return predict_all_splits(model, ctx)

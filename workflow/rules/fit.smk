@@ -1,4 +1,6 @@
 # One job per (task, backbone, method, seed): fit, then predict on every evaluation split.
+# A fit job checkpoints every runtime.checkpoint_every steps and on SIGTERM/SIGUSR1; its
+# retry (or a rerun) resumes from results/checkpoints/, deleted once the outputs exist.
 # Post-hoc modifiers (<method>+ts) and deep ensembles reuse saved predictions.
 
 
@@ -14,6 +16,8 @@ rule fit:
         cell=cell_hash,
         features=fit_features_arg,
         out_dir=run_output_dir,
+        # Not an output: it must survive a failed attempt, which Snakemake cleans up.
+        checkpoint="results/checkpoints/{task}/{backbone}/{method}/seed{seed}/train.pt",
     log:
         "results/logs/fit/{task}/{backbone}/{method}/seed{seed}.log",
     benchmark:
@@ -26,7 +30,8 @@ rule fit:
     shell:
         "{PYTHON} -m bench fit --config {RESOLVED_CONFIG} --task {wildcards.task}"
         " --backbone {wildcards.backbone} --method {wildcards.method} --seed {wildcards.seed}"
-        " {params.features} --threads {threads} --out {params.out_dir} > {log} 2>&1"
+        " {params.features} --threads {threads} --out {params.out_dir}"
+        " --checkpoint {params.checkpoint} > {log} 2>&1"
 
 
 rule posthoc:
