@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from bench.backbones import backbone_metadata, list_backbones
+from bench.errors import ConfigError
 from bench.methods import METHODS, list_methods, method_metadata, split_method_name
 from bench.registry import UnknownNameError
 from bench.tasks import DataPaths, list_tasks, missing_task_files, task_metadata
@@ -27,10 +28,6 @@ ENSEMBLE_SUFFIX = "+ens"
 # Runtime keys that never change a result (the resume test shows checkpointing does not),
 # left out of the cell hash so changing them reruns nothing.
 RESULT_NEUTRAL_RUNTIME = ("checkpoint_every",)
-
-
-class ConfigError(ValueError):
-    """A config problem, reported as one line naming the key and the fix."""
 
 
 @dataclass(frozen=True)
@@ -92,23 +89,37 @@ class Grid:
     def data_paths(self) -> DataPaths:
         return DataPaths.from_config(self.config["data"])
 
-    def cell_settings(self, cell: Cell) -> dict[str, Any]:
-        """Everything that determines a cell's result (recorded in run.json and hashed)."""
-        task_cfg = self.config["tasks"][cell.task]
+    def _input_settings(self, task: str, backbone: str) -> dict[str, Any]:
+        """The data, backbone and runtime settings of a (task, backbone) pair."""
+        task_cfg = self.config["tasks"][task]
         return {
-            "task": cell.task,
+            "task": task,
             "task_options": task_cfg["options"],
             "limits": task_cfg["limits"],
-            "backbone": cell.backbone,
-            "backbone_options": self.config["backbone_options"].get(cell.backbone, {}),
-            "method": cell.method,
-            "hparams": self.method_hparams(cell.task, cell.base_method),
-            "seed": cell.seed,
+            "backbone": backbone,
+            "backbone_options": self.config["backbone_options"].get(backbone, {}),
             "data": self.config["data"],
             "runtime": {
                 k: v for k, v in self.config["runtime"].items() if k not in RESULT_NEUTRAL_RUNTIME
             },
         }
+
+    def cell_settings(self, cell: Cell) -> dict[str, Any]:
+        """Everything that determines a cell's result (recorded in run.json and hashed)."""
+        return {
+            **self._input_settings(cell.task, cell.backbone),
+            "method": cell.method,
+            "hparams": self.method_hparams(cell.task, cell.base_method),
+            "seed": cell.seed,
+        }
+
+    def features_settings(self, task: str, backbone: str) -> dict[str, Any]:
+        """Everything that determines a feature cache (its few-shot pools cover the seeds)."""
+        return {**self._input_settings(task, backbone), "seeds": sorted(self.config["seeds"])}
+
+    def features_hash(self, task: str, backbone: str) -> str:
+        """Short hash of :meth:`features_settings`, recorded in the cache."""
+        return config_hash(self.features_settings(task, backbone))
 
     def cell_hash(self, cell: Cell) -> str:
         """Short hash of :meth:`cell_settings`; changes exactly when the result may."""
@@ -177,7 +188,9 @@ def _schema_error_line(error) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         return f"{path}: {error.message}; valid keys: {allowed}"
-    return f"{path}: {error.message}"
+    description = " ".join(str(error.schema.get("description", "")).split())
+    hint = f" ({description.split('. ')[0].rstrip('.')})" if description else ""
+    return f"{path}: {error.message}{hint}"
 
 
 def validate_schema(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -243,6 +256,42 @@ def _check_names(config: dict[str, Any]) -> None:
             raise ConfigError(f"backbone_options.{name}: unknown backbone; valid choices: {valid}")
 
 
+HPARAMS_SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "hparams.schema.yaml"
+
+
+def _check_hparam_values(config: dict[str, Any]) -> None:
+    """Every method's merged hyperparameters of every task against hparams.schema.yaml.
+
+    The error names where the offending value was set (the task's override, the grid's
+    override or the defaults file), so the fix is one edit.
+    """
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(yaml.safe_load(HPARAMS_SCHEMA_PATH.read_text()))
+    grid = Grid(config=config, cells=[])
+    for task, block in config["tasks"].items():
+        for method in sorted({split_method_name(m)[0] for m in config["methods"]}):
+            merged = grid.method_hparams(task, method)
+            errors = sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path))
+            if not errors:
+                continue
+            error = errors[0]
+            name = str(error.absolute_path[0]) if error.absolute_path else "<hparams>"
+            if name in block["hparams"].get(method, {}):
+                where = f"tasks.{task}.hparams.{method}.{name}"
+            elif name in block["hparams"].get("*", {}):
+                where = f"tasks.{task}.hparams.*.{name}"
+            elif name in config["hparams"].get(method, {}):
+                where = f"hparams.{method}.{name}"
+            else:
+                where = f"{config['method_config_dir']}/{method}.yaml: {name}"
+            rule = yaml.safe_load(HPARAMS_SCHEMA_PATH.read_text())["properties"].get(name, {})
+            raise ConfigError(
+                f"{where}: {error.message} ({rule.get('description', 'see the schema')}); "
+                "fix the value (valid ranges: workflow/schemas/hparams.schema.yaml)"
+            )
+
+
 def _check_hparams(config: dict[str, Any]) -> None:
     config_dir = config["method_config_dir"]
     methods = ", ".join(list_methods())
@@ -286,6 +335,7 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
     config = validate_schema(config)
     _check_names(config)
     _check_hparams(config)
+    _check_hparam_values(config)
     paths = DataPaths.from_config(config["data"])
     if not paths.root.is_dir():
         raise ConfigError(
@@ -316,6 +366,19 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
         for seed in config["seeds"]
     ]
     return Grid(config=config, cells=cells, skipped=skipped)
+
+
+def weight_problems(grid: Grid) -> list[str]:
+    """One line per backbone of the grid whose weights cannot load here.
+
+    See :func:`bench.backbones.missing_weights`; empty when all can.
+    """
+    from bench.backbones import missing_weights
+
+    backbones = sorted({c.backbone for c in grid.cells})
+    options = grid.config["backbone_options"]
+    reasons = (missing_weights(b, options.get(b, {})) for b in backbones)
+    return [reason for reason in reasons if reason]
 
 
 def load_grid_file(path: str | Path, log=None) -> Grid:

@@ -13,6 +13,10 @@ import signal
 from pathlib import Path
 
 
+class ConfigError(ValueError):
+    """A config problem, reported as one line naming the key and the fix (exit status 2)."""
+
+
 class RunError(RuntimeError):
     """Base class: a job that cannot finish, with a message naming the cause and the fix."""
 

@@ -12,19 +12,44 @@ plus ``__splits__``: a JSON string with each split's kind, family and severity, 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.errors import CorruptFileError
 from bench.tasks.base import SplitInfo
 
 PREDICTION_KINDS = ("logits", "logprobs")
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike):
+    """Turns any failure to parse ``path`` into one :class:`bench.errors.CorruptFileError`.
+
+    A truncated or foreign file (a copy interrupted mid-transfer, a disk error) then
+    ends the job with one line naming the file and the fix, not a traceback from
+    inside numpy's zip reader.
+    """
+    try:
+        yield
+    except FileNotFoundError as error:
+        raise CorruptFileError(
+            path, "missing", "rerun snakemake, which remakes missing outputs"
+        ) from error
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        raise CorruptFileError(
+            path,
+            f"{type(error).__name__}: {error}",
+            "delete it and rerun snakemake, which remakes it and everything that reads it",
+        ) from error
 
 
 @dataclass
@@ -150,8 +175,12 @@ def save_predictions(
 
 
 def load_predictions(path: str | os.PathLike) -> tuple[dict[str, SplitPrediction], list[str]]:
-    """Reads a predictions.npz into ``({split: SplitPrediction}, classnames)``."""
-    with np.load(path, allow_pickle=False) as data:
+    """Reads a predictions.npz into ``({split: SplitPrediction}, classnames)``.
+
+    Raises:
+        CorruptFileError: The file is missing, truncated or not a predictions file.
+    """
+    with reading(path), np.load(path, allow_pickle=False) as data:
         infos = json.loads(str(data["__splits__"]))
         classnames = json.loads(str(data["__classnames__"]))
         out = {}

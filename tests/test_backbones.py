@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bench.backbones import backbone_metadata, create_backbone, list_backbones
+from bench.errors import MissingWeightsError
 
 OFFLINE = [n for n in list_backbones() if backbone_metadata(n)["offline"]]
 ONLINE = [n for n in list_backbones() if not backbone_metadata(n)["offline"]]
@@ -149,7 +150,7 @@ def test_real_clip_architectures_build_with_random_weights(name, dim):
 
 
 def test_clip_local_checkpoint_and_unknown_tag_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="weights_path"):
+    with pytest.raises(MissingWeightsError, match="weights_path"):
         create_backbone("clip_vit_b32.openai", weights_path=str(tmp_path / "missing.pt"))
     from bench.backbones.clip import OpenCLIPBackbone
 

@@ -52,6 +52,7 @@ def test_schema_fills_defaults_everywhere():
         "precision": "auto",
         "eval_batch_size": 256,
         "data_workers": 0,
+        "checkpoint_every": 1000,
     }
     assert config["tasks"]["sst2"]["limits"]["max_train"] is None
     assert config["tasks"]["sst2"]["hparams"] == {}

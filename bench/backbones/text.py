@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from bench.backbones.base import Backbone
+from bench.errors import MissingWeightsError
 
 
 def _resolve_source(source: str) -> str:
@@ -62,7 +63,7 @@ class HFTextEncoder(Backbone):
                 model = AutoModel.from_pretrained(self.source)
             except OSError as error:
                 offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-                raise OSError(
+                raise MissingWeightsError(
                     f"could not load text encoder {self.source!r}"
                     + (" (HF_HUB_OFFLINE=1: the hub is not consulted)" if offline else "")
                     + "; download it on a machine with internet and set the backbone option "

@@ -19,9 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.errors import RunError
 
-class DataCountError(ValueError):
+
+class DataCountError(RunError, ValueError):
     """Raised when a data file holds a different number of records than the manifest says."""
+
+    label = "incomplete data"
 
 
 def check_count(path: str | Path, found: int, expected: int | None, what: str = "records") -> None:

@@ -30,7 +30,6 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-
 # The signals a cluster sends before it kills a job.
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 FORMAT_VERSION = 1

@@ -123,8 +123,17 @@ def compute_features(
     )
 
 
-def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
-    """Writes the cache atomically."""
+def save_features(
+    path: str | os.PathLike, features: FeatureSet, config_hash: str | None = None
+) -> None:
+    """Writes the cache atomically.
+
+    Args:
+        path: Destination ``features.npz``.
+        features: The cache.
+        config_hash: The grid's hash of the settings it was computed under
+            (:meth:`bench.config.Grid.features_hash`), checked by :mod:`bench.stamps`.
+    """
     arrays = {
         "__backbone__": np.array(features.backbone),
         "__classnames__": np.array(json.dumps(features.classnames)),
@@ -143,13 +152,17 @@ def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
             arrays[f"{name}/pool_labels"] = split.pool_labels.astype(np.int64)
         infos[name] = asdict(split.info)
     arrays["__splits__"] = np.array(json.dumps(infos))
+    if config_hash is not None:
+        arrays["__config_hash__"] = np.array(config_hash)
     # Uncompressed, so every cell that reads the cache skips decompression.
     atomic_write_npz(path, arrays, compressed=False)
 
 
 def load_features(path: str | os.PathLike) -> FeatureSet:
-    """Reads a cache written by :func:`save_features`."""
-    with np.load(path, allow_pickle=False) as data:
+    """Reads a cache written by :func:`save_features` (CorruptFileError if damaged)."""
+    from bench.io import reading
+
+    with reading(path), np.load(path, allow_pickle=False) as data:
         infos = json.loads(str(data["__splits__"]))
         splits = {}
         for name, info in infos.items():

@@ -58,10 +58,12 @@ COST_COLUMNS = ["fit_seconds", "fit_max_rss_mb"]
 
 def tidy_rows(metrics_file: Path) -> list[dict]:
     """Rows of the tidy table for one metrics.json."""
+    from bench.io import reading
     from bench.metrics import metric_spec
 
-    record = json.loads(Path(metrics_file).read_text())
-    cell = record["cell"]
+    with reading(metrics_file):
+        record = json.loads(Path(metrics_file).read_text())
+        cell = record["cell"]
     rows = []
     for split, block in record["splits"].items():
         for metric, value in block["metrics"].items():

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.io import atomic_write_npz, load_predictions
+from bench.io import atomic_write_npz, load_predictions, reading
 
 
 def score_predictions_file(
@@ -86,7 +86,9 @@ def score_run(run_dir: Path, examples: dict[str, np.ndarray] | None = None) -> d
             :func:`score_predictions_file`).
 
     """
-    run = json.loads((run_dir / "run.json").read_text())
+    with reading(run_dir / "run.json"):
+        run = json.loads((run_dir / "run.json").read_text())
+        run["cell"], run["config_hash"]  # noqa: B018 - a run.json without them is damaged
     return {
         "cell": run["cell"],
         "config_hash": run["config_hash"],
@@ -101,7 +103,7 @@ def save_examples(path: Path, examples: dict[str, np.ndarray]) -> None:
 
 def load_examples(path: Path) -> tuple[dict[str, str], dict[str, dict[str, np.ndarray]]]:
     """Reads examples.npz into ``({split: kind}, {split: {quantity: array}})``."""
-    with np.load(path, allow_pickle=False) as data:
+    with reading(path), np.load(path, allow_pickle=False) as data:
         kinds = json.loads(str(data["__splits__"]))
         arrays: dict[str, dict[str, np.ndarray]] = {split: {} for split in kinds}
         for key in data.files:

@@ -17,7 +17,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
 )
 
-from bench.config import Cell, ConfigError, config_hash, load_grid  # noqa: E402
+from bench.config import Cell, ConfigError, config_hash, load_grid, weight_problems  # noqa: E402
 
 PYTHON = sys.executable  # jobs use the interpreter Snakemake runs under (venv or conda env)
 
@@ -32,6 +32,14 @@ except ConfigError as error:
     # One line naming the key and the fix, and no traceback: the problem is the config.
     print(f"config error: {error}", file=sys.stderr)
     sys.exit(1)
+
+# Weights that cannot load here (a missing weights_path, or HF_HUB_OFFLINE=1 with an empty
+# cache) stop the workflow before any job; a dry run only lists them.
+for _problem in weight_problems(GRID):
+    if not workflow.dryrun:
+        print(f"config error: {_problem}", file=sys.stderr)
+        sys.exit(1)
+    _note(f"a real run would stop here: {_problem}")
 
 # The resolved config (defaults filled, CLI strings such as --config 'seeds=[0,1]' read
 # as integers) replaces Snakemake's, and is what the schema check sees.
@@ -85,11 +93,55 @@ def features_file(task, backbone):
 
 
 def fit_inputs(wildcards):
-    """The feature cache for methods that read frozen features, else nothing."""
+    """The cell's config stamp, and the feature cache for methods that read it."""
+    inputs = {"stamp": fit_stamp(wildcards.task, wildcards.backbone, wildcards.method, wildcards.seed)}
     base, _ = split_method_name(wildcards.method)
     if method_metadata(base)["uses_features"]:
-        return {"features": features_file(wildcards.task, wildcards.backbone)}
-    return {}
+        inputs["features"] = features_file(wildcards.task, wildcards.backbone)
+    return inputs
+
+
+# --- config stamps: results from another config are rerun (bench/stamps.py) ------------
+
+from bench.stamps import Stamped, features_hash, run_json_hash, stamp_path, sync_stamps  # noqa: E402
+
+
+def fit_stamp(task, backbone, method, seed):
+    return stamp_path("fit", task, backbone, method, f"seed{seed}")
+
+
+def features_stamp(wildcards):
+    return stamp_path("features", wildcards.task, wildcards.backbone)
+
+
+def _stamped_jobs():
+    """Every feature and fit job of the grid with the hash the current config gives it."""
+    fits = sorted({(c.task, c.backbone, c.base_method, c.seed) for c in GRID.cells})
+    for task, backbone, method, seed in fits:
+        yield Stamped(
+            Path(fit_stamp(task, backbone, method, seed)),
+            Path(run_dir(task, backbone, method, seed)) / "run.json",
+            GRID.cell_hash(Cell(task, backbone, method, seed)),
+            run_json_hash,
+        )
+    for task, backbone in sorted({(t, b) for t, b, m, _ in fits if method_metadata(m)["uses_features"]}):
+        yield Stamped(
+            Path(stamp_path("features", task, backbone)),
+            Path(features_file(task, backbone)),
+            GRID.features_hash(task, backbone),
+            features_hash,
+        )
+
+
+if workflow.is_main_process:
+    _STALE = sync_stamps(_stamped_jobs())
+    if _STALE:
+        _shown = "; ".join(f"{path} ({reason})" for path, reason in _STALE[:3])
+        _more = f" and {len(_STALE) - 3} more" if len(_STALE) > 3 else ""
+        _note(
+            f"{len(_STALE)} existing results were produced under other settings and will be "
+            f"rerun: {_shown}{_more}"
+        )
 
 
 def fit_features_arg(wildcards, input):

@@ -3,6 +3,8 @@
 
 
 rule features:
+    input:
+        stamp=features_stamp,
     output:
         features_file("{task}", "{backbone}"),
     log:

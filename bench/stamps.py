@@ -1,0 +1,117 @@
+"""Config stamps: a results folder from an older config is rerun, never silently reused.
+
+Every job output records the hash of the settings it was produced under (``run.json``
+``config_hash``; ``features.npz`` ``__config_hash__``). Snakemake already reruns a job
+whose ``params`` changed, but only from its own metadata in ``.snakemake/``, which a
+results folder copied between machines, restored from a backup or produced by a
+different checkout does not carry. So each feature and fit job also takes a *stamp*
+as input: a small file under ``results/config/stamps/`` holding the hash the current
+config gives that job. When the DAG is built, :func:`sync_stamps` compares each stamp
+with what is on disk:
+
+* the output exists and records the current hash: the stamp is dated just before the
+  output, which stays up to date;
+* the output records another hash, or cannot be read: the stamp is rewritten now,
+  newer than the output, so Snakemake reruns the job (the old output is replaced only
+  when the new one is complete, see :mod:`bench.io`);
+* no output yet: the stamp is written and the job runs anyway.
+
+Only the main Snakemake process does this (a cluster job re-parses the workflow, but
+its inputs are already settled); it costs a small read per existing output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+STAMP_ROOT = Path("results/config/stamps")
+UNREADABLE = "<unreadable>"
+
+
+@dataclass(frozen=True)
+class Stamped:
+    """One job output and the hash the current config gives it.
+
+    Attributes:
+        stamp: The stamp file (an input of the job).
+        output: The file that records the hash it was produced under.
+        want: The current hash.
+        recorded: Reads the hash recorded in ``output``: None when the output predates
+            hashes, :data:`UNREADABLE` when it is damaged.
+    """
+
+    stamp: Path
+    output: Path
+    want: str
+    recorded: Callable[[Path], str | None]
+
+
+def stamp_path(kind: str, *parts: str) -> str:
+    """``results/config/stamps/<kind>/<part>/.../<last>.hash``."""
+    return str(STAMP_ROOT / kind / Path(*parts[:-1]) / f"{parts[-1]}.hash")
+
+
+def run_json_hash(path: Path) -> str | None:
+    """The ``config_hash`` of a run.json."""
+    try:
+        return json.loads(path.read_text())["config_hash"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return UNREADABLE
+
+
+def features_hash(path: Path) -> str | None:
+    """The ``__config_hash__`` of a features.npz (None for caches written before it)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return str(data["__config_hash__"]) if "__config_hash__" in data.files else None
+    except Exception:  # noqa: BLE001 - a truncated or foreign file, whatever numpy raises
+        return UNREADABLE
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _stamp_state(stamp: Path) -> tuple[str | None, float]:
+    try:
+        return stamp.read_text(), stamp.stat().st_mtime
+    except OSError:
+        return None, 0.0
+
+
+def sync_stamps(entries: Iterable[Stamped]) -> list[tuple[Path, str]]:
+    """Brings every stamp up to date (see module docstring).
+
+    Returns:
+        ``(output, reason)`` for each existing output that will be rerun because it was
+        produced under other settings or cannot be read.
+    """
+    stale = []
+    for entry in entries:
+        content, stamp_time = _stamp_state(entry.stamp)
+        if content != entry.want:
+            _write(entry.stamp, entry.want)
+            content, stamp_time = _stamp_state(entry.stamp)
+        if not entry.output.exists():
+            continue
+        output_time = entry.output.stat().st_mtime
+        recorded = entry.recorded(entry.output)
+        if recorded is None or recorded == entry.want:
+            # Current (or from before hashes were recorded): the stamp must be older.
+            if stamp_time >= output_time:
+                os.utime(entry.stamp, (output_time - 1, output_time - 1))
+        else:
+            if stamp_time <= output_time:
+                entry.stamp.touch()
+            reason = "unreadable" if recorded == UNREADABLE else f"config hash {recorded}"
+            stale.append((entry.output, f"{reason}, now {entry.want}"))
+    return stale
