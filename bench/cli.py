@@ -284,11 +284,9 @@ def cmd_report(args) -> int:
     grid = load_grid_file(args.config, log=_log)
     results = Path(args.results)
     cells, skipped = expected_cells_from_grid(grid)
-    present = [
-        str(results.parent / c["run_dir"] / "metrics.json")
-        for c in cells
-        if (results.parent / c["run_dir"] / "metrics.json").exists()
-    ]
+    for cell in cells:
+        cell["current"] = _is_current(grid, cell, results.parent)
+    present = [str(results.parent / c["run_dir"] / "metrics.json") for c in cells if c["current"]]
     if not present:
         raise SystemExit(
             f"bench report: no metrics.json of this grid under {results}/runs; run the grid "
@@ -314,6 +312,31 @@ def cmd_report(args) -> int:
     )
     _log(f"tables in {results / 'leaderboard'} (index: README.md)")
     return 0
+
+
+def _is_current(grid: Grid, cell: dict, root: Path) -> bool:
+    """Whether a cell's metrics.json scores its current run.json, made under this grid.
+
+    After a failed rerun Snakemake deletes the fit's outputs, but the metrics.json of an
+    earlier success stays; it must not stand in for the failed cell. Likewise results
+    from another config are reported as not run, never as this grid's.
+    """
+    from bench.config import Cell
+    from bench.reporting.summary import scores_current_run
+
+    run_dir = root / cell["run_dir"]
+    if not scores_current_run(run_dir):
+        return False
+    produced = json.loads((run_dir / "run.json").read_text())["config_hash"]
+    if cell["seed"] == "ensemble":
+        base = cell["method"].removesuffix("+ens")
+        members = [Cell(cell["task"], cell["backbone"], base, s) for s in grid.config["seeds"]]
+        expected = "+".join(grid.cell_hash(m) for m in members)
+    else:
+        expected = grid.cell_hash(
+            Cell(cell["task"], cell["backbone"], cell["method"], int(cell["seed"]))
+        )
+    return produced == expected
 
 
 def cmd_figures(args) -> int:

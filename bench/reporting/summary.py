@@ -22,6 +22,7 @@ Snakemake benchmark files).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,20 @@ def _log_candidates(results: Path, task: str, backbone: str, method: str, seed: 
     return candidates
 
 
+def scores_current_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a metrics.json scored from the run.json beside it.
+
+    A failed rerun leaves the metrics.json of an earlier success behind (Snakemake
+    deletes only the failed job's own outputs); it must not stand in for the cell.
+    """
+    try:
+        scored = json.loads((run_dir / "metrics.json").read_text())["config_hash"]
+        produced = json.loads((run_dir / "run.json").read_text())["config_hash"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return scored == produced
+
+
 def cell_status(
     expected: Iterable[dict], results: Path, skipped: dict[str, str] | None = None
 ) -> pd.DataFrame:
@@ -118,7 +133,9 @@ def cell_status(
 
     Args:
         expected: Dicts with task, backbone, method, seed (``"0"``, ``"ensemble"``) and
-            run_dir (relative to the results folder's parent, as in the tidy table).
+            run_dir (relative to the results folder's parent, as in the tidy table);
+            an optional ``current`` flag says whether its results on disk belong to
+            the grid (default: its metrics.json scores the run.json beside it).
         results: The results folder (``logs/`` is read for failures).
         skipped: ``{task: reason}`` for tasks the grid left out, with their cells
             (``backbones`` and ``methods`` keys) reported as ``not run``.
@@ -131,11 +148,17 @@ def cell_status(
     for cell in expected:
         run_dir = root / cell["run_dir"]
         status, reason = "ok", ""
-        if not (run_dir / "metrics.json").exists():
+        current = cell.get("current")
+        if current is None:
+            current = scores_current_run(run_dir)
+        if not current:
             logs = [p for p in _log_candidates(results, *_key(cell)) if p.exists()]
-            if logs:
+            if logs and not (run_dir / "run.json").exists():
                 status = "failed"
                 reason = f"failed: {_last_line(logs[0])} (log: {logs[0].relative_to(root)})"
+            elif (run_dir / "metrics.json").exists():
+                status = "not run"
+                reason = "not run: the results on disk were produced under other settings"
             else:
                 status, reason = "not run", "not run: no job has produced it yet"
         rows.append({**{k: cell[k] for k in CELL_COLUMNS[:5]}, "status": status, "reason": reason})

@@ -35,8 +35,10 @@ except ConfigError as error:
 
 # Weights that cannot load here (a missing weights_path, or HF_HUB_OFFLINE=1 with an empty
 # cache) stop the workflow before any job; a dry run only lists them.
+# (workflow.dryrun is not yet known while the Snakefile is parsed, so read the flags.)
+_DRY_RUN = any(a in ("--dry-run", "--dryrun") or re.fullmatch(r"-[a-zA-Z]*n[a-zA-Z]*", a) for a in sys.argv)
 for _problem in weight_problems(GRID):
-    if not workflow.dryrun:
+    if not _DRY_RUN:
         print(f"config error: {_problem}", file=sys.stderr)
         sys.exit(1)
     _note(f"a real run would stop here: {_problem}")

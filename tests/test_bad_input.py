@@ -1,0 +1,231 @@
+"""Every row of docs/errors.md: each bad input gives one line naming the key or file and
+the fix, at the earliest point it can be seen (Snakemake's DAG build where possible),
+with no traceback and nothing written under results/runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO_ROOT, make_tiny_vision_task
+from fixtures_data import write_fashion_mnist
+
+from bench.errors import ConfigError
+from bench.tasks.base import FewShot
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile")]
+DOC = REPO_ROOT / "docs" / "errors.md"
+
+
+def base_config(tmp_path: Path) -> dict:
+    """A valid vision grid on the Fashion-MNIST fixture (no ../shared/data needed)."""
+    return {
+        "data": {"root": str(tmp_path), "fashion_mnist": str(write_fashion_mnist(tmp_path / "fm"))},
+        "method_config_dir": str(REPO_ROOT / "config" / "methods"),
+        "seeds": [0, 1],
+        "methods": ["linear_probe", "full_ft"],
+        "runtime": {"device": "cpu"},
+        "tasks": {
+            "fmnist": {
+                "backbones": ["tiny_cnn.random"],
+                "options": {"verify_counts": False},
+                "hparams": {"*": {"epochs": 1, "batch_size": 16}},
+            }
+        },
+    }
+
+
+def run_snakemake(tmp_path: Path, config: dict, *args: str, env: dict | None = None):
+    config_file = tmp_path / "bad.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(config_file), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT), **(env or {})},
+        timeout=600,
+    )
+
+
+def assert_one_line(result, expected: str) -> str:
+    """The command failed, its last line starts with ``expected``, and no traceback."""
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(expected), output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    return last
+
+
+# (id in docs/errors.md, change to the valid grid, start of the message)
+DAG_CASES = [
+    (
+        "unknown-task",
+        lambda c: c["tasks"].update(fmnsit=c["tasks"].pop("fmnist")),
+        "config error: tasks.fmnsit: unknown task; valid choices: ",
+    ),
+    (
+        "unknown-backbone",
+        lambda c: c["tasks"]["fmnist"].update(backbones=["tiny_cnn.randon"]),
+        "config error: tasks.fmnist.backbones[0]: unknown backbone 'tiny_cnn.randon'",
+    ),
+    (
+        "unknown-method",
+        lambda c: c.update(methods=["full_ft", "ful_ft+ts"]),
+        "config error: methods[1]: unknown method 'ful_ft'",
+    ),
+    (
+        "modality-mismatch",
+        lambda c: c["tasks"]["fmnist"].update(backbones=["tiny_bert.random"]),
+        "config error: tasks.fmnist.backbones[0]: tiny_bert.random is a text backbone but "
+        "fmnist is a vision task",
+    ),
+    (
+        "vision-language-method",
+        lambda c: c.update(methods=["zero_shot"]),
+        "config error: methods[0]: zero_shot needs a vision-language backbone but "
+        "tasks.fmnist.backbones[0] is tiny_cnn.random",
+    ),
+    (
+        "negative-lr",
+        lambda c: c["tasks"]["fmnist"]["hparams"].update(full_ft={"lr": -1e-4}),
+        "config error: tasks.fmnist.hparams.full_ft.lr: -0.0001 is less than or equal to the "
+        "minimum of 0",
+    ),
+    (
+        "wrong-type-hparam",
+        # YAML 1.1 reads 1e-2 (no dot) as a string.
+        lambda c: c.update(hparams={"full_ft": yaml.safe_load("weight_decay: 1e-2")}),
+        "config error: hparams.full_ft.weight_decay: '1e-2' is not of type 'number'",
+    ),
+    (
+        "unknown-hparam",
+        lambda c: c.update(hparams={"full_ft": {"learning_rate": 1e-4}}),
+        "config error: hparams.full_ft.learning_rate: unknown hyperparameter; valid: ",
+    ),
+    (
+        "zero-seeds",
+        lambda c: c.update(seeds=[]),
+        "config error: seeds: [] should be non-empty (Training seeds",
+    ),
+    (
+        "ensemble-one-seed",
+        lambda c: c.update(seeds=[0], ensembles=["full_ft"]),
+        "config error: ensembles: 'full_ft' needs at least 2 seeds",
+    ),
+    (
+        "missing-data-root",
+        lambda c: c["data"].update(root="/no/such/root"),
+        "config error: data.root: /no/such/root is not a directory",
+    ),
+    (
+        "incomplete-data-root",
+        lambda c: (c.update(on_missing_data="error"), c["data"].update(fashion_mnist="/no/fm")),
+        "config error: tasks.fmnist: data file /no/fm/",
+    ),
+    (
+        "missing-weights-path",
+        lambda c: c.update(backbone_options={"tiny_cnn.random": {"weights_path": "/no/w.pt"}}),
+        "config error: backbone_options.tiny_cnn.random.weights_path: /no/w.pt does not exist",
+    ),
+    (
+        "negative-checkpoint-interval",
+        lambda c: c["runtime"].update(checkpoint_every=-1),
+        "config error: runtime.checkpoint_every: -1 is less than the minimum of 0",
+    ),
+]
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize(("case", "mutate", "expected"), DAG_CASES, ids=[c[0] for c in DAG_CASES])
+def test_bad_config_stops_snakemake_before_any_job(tmp_path, case, mutate, expected):
+    config = base_config(tmp_path)
+    mutate(config)
+    # A real run (not -n): nothing may start, and no result folder appears.
+    assert_one_line(run_snakemake(tmp_path, config, "--cores", "1"), expected)
+    assert not (tmp_path / "results" / "runs").exists()
+
+
+@pytest.mark.workflow
+def test_hub_weights_missing_offline(tmp_path):
+    """HF_HUB_OFFLINE=1 with an empty cache: the DAG build names the weights and the fix;
+    a dry run lists the problem and still shows the DAG."""
+    config = base_config(tmp_path)
+    config["tasks"] = {"sst2": {"backbones": ["hf_bert_base_uncased"]}}
+    config["data"]["root"] = str(REPO_ROOT.parent / "shared" / "data")
+    env = {"HF_HOME": str(tmp_path / "empty_hf_home")}
+    if not (Path(config["data"]["root"]) / "nlp").is_dir():
+        pytest.skip("../shared/data missing")
+    last = assert_one_line(
+        run_snakemake(tmp_path, config, "--cores", "1", env=env),
+        "config error: hf_bert_base_uncased: weights bert-base-uncased are not in the Hugging "
+        "Face cache",
+    )
+    assert "hf download bert-base-uncased" in last and "weights_path" in last
+    dry = run_snakemake(tmp_path, config, "-n", env=env)
+    assert dry.returncode == 0 and "a real run would stop here" in dry.stderr
+
+
+def bench_cli(*args: str, cwd: Path):
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)},
+        timeout=600,
+    )
+
+
+def test_corrupted_predictions_file(tmp_path):
+    run_dir = tmp_path / "results" / "runs" / "fmnist" / "tiny_cnn.random" / "full_ft" / "seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text('{"cell": {}, "config_hash": "abc"}')
+    (run_dir / "predictions.npz").write_bytes(b"PK\x03\x04 truncated by a failed copy")
+    result = bench_cli("score", "--run-dir", str(run_dir), "--out", str(run_dir / "m.json"),
+                       cwd=tmp_path)  # fmt: skip
+    last = assert_one_line(result, f"corrupt file: {run_dir / 'predictions.npz'} is unreadable")
+    assert "delete it and rerun snakemake" in last
+    assert not (run_dir / "m.json").exists()
+
+
+def test_incomplete_data_file_fails_the_job_with_one_line(tmp_path):
+    """verify_counts (on by default) compares every file with the published size."""
+    config = base_config(tmp_path)
+    config["tasks"]["fmnist"]["options"] = {}  # the fixture is far smaller than the real set
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(config))
+    result = bench_cli(
+        "features", "--config", str(tmp_path / "grid.yaml"), "--task", "fmnist",
+        "--backbone", "tiny_cnn.random", "--out", str(tmp_path / "f.npz"), cwd=tmp_path,
+    )  # fmt: skip
+    last = assert_one_line(result, "incomplete data: ")
+    assert re.search(r"expected 60000 .* but found \d+; the copy looks incomplete", last), last
+
+
+def test_shots_no_class_can_supply():
+    task = make_tiny_vision_task()  # 40 training images per class
+    expected = (
+        r"tasks.tiny_vision.options.shots: 64 shots per class, but the largest class has 40 "
+        r"training examples; use shots <= 40"
+    )
+    with pytest.raises(ConfigError, match=expected):
+        type(task)(**{**task.__dict__, "few_shot": FewShot(64, 4)})
+    # Fewer than asked in some class is CoOp's protocol (that class keeps all it has).
+    fine = type(task)(**{**task.__dict__, "few_shot": FewShot(16, 4)})
+    assert np.bincount(fine.for_seed(0).splits["train"].labels).tolist() == [16] * 4
+
+
+def test_every_case_is_documented():
+    text = DOC.read_text()
+    ids = [c[0] for c in DAG_CASES] + [
+        "hub-weights-offline", "corrupt-predictions", "incomplete-data-file", "too-many-shots",
+        "older-config", "diverged", "preempted",
+    ]  # fmt: skip
+    missing = [i for i in ids if f"`{i}`" not in text]
+    assert not missing, f"docs/errors.md lacks rows for {missing}"
