@@ -4,6 +4,7 @@ identical to an uninterrupted run's, on CPU."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -65,12 +66,17 @@ def predictions(out: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(grid, tmp_path_factory) -> dict[str, np.ndarray]:
+def reference_run(grid, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference") / "run"
     log = run_to_completion(grid, out)
     assert "checkpoint: step 25 ->" in log  # periodic checkpoints were written ...
     assert not (out.parent / "ckpt" / "train.pt").exists()  # ... and removed at the end
-    return predictions(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(reference_run) -> dict[str, np.ndarray]:
+    return predictions(reference_run)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1, signal.SIGKILL])
@@ -108,3 +114,25 @@ def test_interrupted_fit_resumes_to_identical_predictions(tmp_path, grid, uninte
     for key in got:
         np.testing.assert_array_equal(got[key], uninterrupted[key], err_msg=key)
     assert not checkpoint.exists()
+
+
+def score(run_dir: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "score", "--run-dir", str(run_dir),
+         "--out", str(run_dir / "metrics.json")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_same_config_and_seed_give_identical_metrics(grid, reference_run, uninterrupted, tmp_path):
+    """Determinism on CPU: a second process with the same config and seed reproduces the
+    predictions bitwise, and so every metric exactly."""
+    out = tmp_path / "again"
+    run_to_completion(grid, out)
+    again = predictions(out)
+    for key in again:
+        np.testing.assert_array_equal(again[key], uninterrupted[key], err_msg=key)
+    first, second = score(reference_run)["splits"], score(out)["splits"]
+    assert first == second and first["test"]["metrics"]["cls/acc"] > 0.2

@@ -4,6 +4,7 @@ sbatch, and the grid finishes with the same outputs as a local run."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -31,28 +32,17 @@ def slurm(tmp_path_factory):
 
 
 def test_profile_submits_heavy_jobs_through_sbatch(tmp_path, slurm):
-    # The shipped profile, with the test cluster's partition and no GPU request.
-    profile = yaml.safe_load((REPO_ROOT / "profiles" / "slurm" / "config.yaml").read_text())
-    profile["default-resources"] = {"slurm_partition": "main", "runtime": 5, "mem_mb": 100}
-    for rule in ("features", "fit"):
-        profile["set-resources"][rule].update(gpu=0, mem_mb=500, runtime=5)
-        profile["set-resources"][rule].pop("cpus_per_gpu")
-        profile["set-threads"][rule] = 1
-    profile.update({
-        "slurm-status-command": "squeue",  # no accounting daemon here (notes, 1)
-        "slurm-init-seconds-before-status-checks": 2,
-        "latency-wait": 5,
-        "jobs": 4,
-        "retries": 0,
-    })  # fmt: skip
-    profile_dir = tmp_path / "profile"
-    profile_dir.mkdir()
-    (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile))
+    """`snakemake --profile slurm`, typed from the repository root, with only what this
+    one-node test cluster needs overridden on the command line: its partition, its two
+    CPUs, and squeue for status checks (it has no accounting daemon)."""
     config = {
         "data": {"root": str(tmp_path), "fashion_mnist": str(write_fashion_mnist(tmp_path / "fm"))},
+        "method_config_dir": str(REPO_ROOT / "config" / "methods"),
         "seeds": [0],
         "methods": ["linear_probe", "full_ft", "full_ft+ts"],
         "runtime": {"device": "cpu"},
+        # The test node has no GPU: the grid says so, as a CPU-cluster grid would.
+        "resources": {job: {"gpu": 0, "mem_mb": 500, "runtime": 5} for job in ("fit", "features")},
         "tasks": {
             "fmnist": {
                 "backbones": ["tiny_cnn.random"],
@@ -64,15 +54,38 @@ def test_profile_submits_heavy_jobs_through_sbatch(tmp_path, slurm):
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(config))
     result = subprocess.run(
         ["timeout", "-s", "KILL", "600", sys.executable, "-m", "snakemake",
-         "--snakefile", str(REPO_ROOT / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(tmp_path / "grid.yaml"), "--profile", str(profile_dir)],
-        capture_output=True, text=True, env={**slurm, "PYTHONPATH": str(REPO_ROOT)},
+         "--profile", "slurm", "--directory", str(tmp_path),
+         "--configfile", str(tmp_path / "grid.yaml"),
+         "--default-resources", "slurm_partition=main", "mem_mb=100", "runtime=5",
+         "--set-threads", "fit=1", "features=1",
+         "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+         "--latency-wait", "5", "--jobs", "4", "--retries", "0", "--verbose"],
+        cwd=REPO_ROOT, capture_output=True, text=True,
+        env={**slurm, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    submitted = output.count("has been submitted with SLURM jobid")
-    assert submitted == 3, output[-4000:]  # features + 2 fits; the rest are localrules
+    submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", output)
+    assert len(submitted) == 3, output[-4000:]  # features + 2 fits; the rest are localrules
+    calls = [line for line in output.splitlines() if "sbatch call:" in line]
+    assert len(calls) == 3, output[-4000:]
+    fit_calls = [c for c in calls if "rule_fit" in c]
+    assert len(fit_calls) == 2
+    for call in fit_calls:  # the grid's resources reach sbatch: minutes of attempt 1, memory
+        assert "-p main" in call and " -t 5" in call and "--mem 500" in call, call
     board = pd.read_csv(tmp_path / "results" / "leaderboard" / "leaderboard.csv")
     assert set(board.method) == {"linear_probe", "full_ft", "full_ft+ts"}
     # Job logs go to the profile's slurm-logdir (the plugin deletes those of successful jobs).
     assert f"(log: {tmp_path}/results/logs/slurm/rule_fit/" in output
+    print(f"submitted SLURM jobs {submitted}; leaderboard rows {len(board)}")
+
+
+def test_no_auto_loaded_profile_overrides_the_cluster_profile():
+    """Snakemake loads profiles/default (the workflow profile) after --profile, and its
+    keys win; none may exist that would change what the slurm profile sets."""
+    default = REPO_ROOT / "profiles" / "default" / "config.yaml"
+    if default.exists():
+        cluster = yaml.safe_load((REPO_ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+        clash = set(yaml.safe_load(default.read_text()) or {}) & set(cluster)
+        assert not clash, f"profiles/default overrides {sorted(clash)} of the slurm profile"
+    assert (REPO_ROOT / "slurm").resolve() == (REPO_ROOT / "profiles" / "slurm").resolve()

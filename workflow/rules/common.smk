@@ -198,6 +198,16 @@ def task_backbone_metrics(wildcards):
     return [f"{d}/metrics.json" for d in task_backbone_run_dirs(wildcards)]
 
 
+def job_resource(job, name):
+    """A resource of the grid's ``resources.<job>`` block (a constant per job kind)."""
+    return GRID.config["resources"][job][name]
+
+
+def job_runtime(job):
+    """Minutes for attempt k: k times the grid's runtime, so a retry is not cut short."""
+    return lambda wildcards, attempt: GRID.config["resources"][job]["runtime"] * attempt
+
+
 def run_output_dir(wildcards, output):
     """The run directory a job writes (the folder of its run.json)."""
     return Path(output.run).parent

@@ -13,9 +13,10 @@ rule features:
         "results/benchmarks/features/{task}/{backbone}.tsv"
     threads: 2
     resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=60,
+        gpu=job_resource("features", "gpu"),
+        cpus_per_gpu=job_resource("features", "cpus_per_gpu"),
+        mem_mb=job_resource("features", "mem_mb"),
+        runtime=job_runtime("features"),
     shell:
         "{PYTHON} -m bench features --config {RESOLVED_CONFIG} --task {wildcards.task}"
         " --backbone {wildcards.backbone} --threads {threads} --out {output} > {log} 2>&1"

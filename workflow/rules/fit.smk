@@ -24,9 +24,10 @@ rule fit:
         "results/benchmarks/fit/{task}/{backbone}/{method}/seed{seed}.tsv"
     threads: 1
     resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=240,
+        gpu=job_resource("fit", "gpu"),
+        cpus_per_gpu=job_resource("fit", "cpus_per_gpu"),
+        mem_mb=job_resource("fit", "mem_mb"),
+        runtime=job_runtime("fit"),
     shell:
         "{PYTHON} -m bench fit --config {RESOLVED_CONFIG} --task {wildcards.task}"
         " --backbone {wildcards.backbone} --method {wildcards.method} --seed {wildcards.seed}"
