@@ -10,14 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
-from conftest import REPO_ROOT, make_tiny_vision_task
+from conftest import REPO_ROOT
 from fixtures_data import write_fashion_mnist
-
-from bench.errors import ConfigError
-from bench.tasks.base import FewShot
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile")]
 DOC = REPO_ROOT / "docs" / "errors.md"
@@ -135,6 +131,22 @@ DAG_CASES = [
         "config error: backbone_options.tiny_cnn.random.weights_path: /no/w.pt does not exist",
     ),
     (
+        "too-many-shots",
+        lambda c: c["tasks"].update(
+            imagenet={"backbones": ["clip_tiny.random"], "options": {"shots": 1000}}
+        ),
+        "config error: tasks.imagenet.options: task 'imagenet': option 'shots' is 1000, but the "
+        "smallest ImageNet-1k class has 732 training images; use shots <= 732",
+    ),
+    (
+        "unsupported-shots",
+        lambda c: c["tasks"].update(
+            fewshot_eurosat={"backbones": ["clip_tiny.random"], "options": {"shots": 32}}
+        ),  # fmt: skip
+        "config error: tasks.fewshot_eurosat.options: task 'fewshot_eurosat': option 'shots' "
+        "must be null (all of train) or one of 1, 2, 4, 8, 16, got 32",
+    ),
+    (
         "negative-checkpoint-interval",
         lambda c: c["runtime"].update(checkpoint_every=-1),
         "config error: runtime.checkpoint_every: -1 is less than the minimum of 0",
@@ -208,24 +220,11 @@ def test_incomplete_data_file_fails_the_job_with_one_line(tmp_path):
     assert re.search(r"expected 60000 .* but found \d+; the copy looks incomplete", last), last
 
 
-def test_shots_no_class_can_supply():
-    task = make_tiny_vision_task()  # 40 training images per class
-    expected = (
-        r"tasks.tiny_vision.options.shots: 64 shots per class, but the largest class has 40 "
-        r"training examples; use shots <= 40"
-    )
-    with pytest.raises(ConfigError, match=expected):
-        type(task)(**{**task.__dict__, "few_shot": FewShot(64, 4)})
-    # Fewer than asked in some class is CoOp's protocol (that class keeps all it has).
-    fine = type(task)(**{**task.__dict__, "few_shot": FewShot(16, 4)})
-    assert np.bincount(fine.for_seed(0).splits["train"].labels).tolist() == [16] * 4
-
-
 def test_every_case_is_documented():
     text = DOC.read_text()
     ids = [c[0] for c in DAG_CASES] + [
-        "hub-weights-offline", "corrupt-predictions", "incomplete-data-file", "too-many-shots",
-        "older-config", "diverged", "preempted",
+        "hub-weights-offline", "corrupt-predictions", "incomplete-data-file", "older-config",
+        "diverged", "preempted",
     ]  # fmt: skip
     missing = [i for i in ids if f"`{i}`" not in text]
     assert not missing, f"docs/errors.md lacks rows for {missing}"

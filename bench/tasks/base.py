@@ -153,22 +153,6 @@ class TaskData:
     context: Any = None
     few_shot: FewShot | None = None
 
-    def __post_init__(self) -> None:
-        if self.few_shot is None or "train" not in self.splits:
-            return
-        from bench.errors import ConfigError
-
-        labels = np.asarray(self.splits["train"].labels)
-        counts = np.bincount(labels[labels >= 0], minlength=len(self.classnames))
-        if self.few_shot.shots > counts.max(initial=0):
-            # A class with fewer shots than asked keeps all it has (CoOp's rule), but a
-            # request no class can meet is a typo, not a protocol.
-            raise ConfigError(
-                f"tasks.{self.name}.options.shots: {self.few_shot.shots} shots per class, but "
-                f"the largest class has {counts.max(initial=0)} training examples; use shots "
-                f"<= {counts.max(initial=0)}"
-            )
-
     def for_seed(self, seed: int) -> TaskData:
         """The task as training seed ``seed`` sees it (few-shot draw applied)."""
         if self.few_shot is None:

@@ -100,6 +100,11 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 
 
+#: ImageNet-1k training images per class range from 732 to 1,300 (Russakovsky et al.,
+#: IJCV 2015); more shots than the smallest class would silently unbalance the draw.
+SMALLEST_TRAIN_CLASS = 732
+
+
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise TypeError(f"task {NAME!r}: option {name!r} must be a positive integer, got {value!r}")
@@ -124,6 +129,12 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
         opts["shifts"] = []  # the base-to-new protocol scores base and new classes only
     if opts["shots"] is not None:
         _positive_int("shots", opts["shots"])
+        if opts["shots"] > SMALLEST_TRAIN_CLASS:
+            raise ValueError(
+                f"task {NAME!r}: option 'shots' is {opts['shots']}, but the smallest ImageNet-1k "
+                f"class has {SMALLEST_TRAIN_CLASS} training images; use shots <= "
+                f"{SMALLEST_TRAIN_CLASS} (the few-shot papers use 1-16)"
+            )
     _positive_int("val_per_class", opts["val_per_class"])
     opts["data_dir"] = check_data_dir(NAME, "data_dir", opts["data_dir"], "<data root>/imagenet")
     for _, key, default in SHIFTS.values():
