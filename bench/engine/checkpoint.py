@@ -23,6 +23,7 @@ import os
 import random
 import signal
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -98,6 +99,8 @@ class Checkpointer:
     def __enter__(self) -> Checkpointer:
         """Routes the preemption signals to :meth:`_on_signal` while training runs."""
         self.requested = None
+        if threading.current_thread() is not threading.main_thread():
+            return self  # Python delivers signals to the main thread only; periodic saves remain
         for signum in PREEMPTION_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._on_signal)
         return self
