@@ -111,7 +111,12 @@ def cmd_features(args) -> int:
     task = _build_task(grid, args.task)
     backbone = _build_backbone(grid, args.backbone)
     features = compute_features(task, backbone, engine, seeds=grid.config["seeds"])
-    save_features(args.out, features, config_hash=grid.features_hash(args.task, args.backbone))
+    save_features(
+        args.out,
+        features,
+        config_hash=grid.features_hash(args.task, args.backbone),
+        seeds=grid.config["seeds"],
+    )
     engine.log(f"wrote {args.out}")
     return 0
 

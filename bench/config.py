@@ -114,8 +114,13 @@ class Grid:
         }
 
     def features_settings(self, task: str, backbone: str) -> dict[str, Any]:
-        """Everything that determines a feature cache (its few-shot pools cover the seeds)."""
-        return {**self._input_settings(task, backbone), "seeds": sorted(self.config["seeds"])}
+        """What determines a feature cache's values.
+
+        The seeds are left out: they matter only for few-shot pools, which
+        :func:`bench.stamps.features_record` checks against the cache's own list, so
+        adding a seed to a full-data grid recomputes nothing.
+        """
+        return self._input_settings(task, backbone)
 
     def features_hash(self, task: str, backbone: str) -> str:
         """Short hash of :meth:`features_settings`, recorded in the cache."""

@@ -1,7 +1,8 @@
 """Config stamps: a results folder from an older config is rerun, never silently reused.
 
 Every job output records the hash of the settings it was produced under (``run.json``
-``config_hash``; ``features.npz`` ``__config_hash__``). Snakemake already reruns a job
+``config_hash``; ``features.npz`` ``__config_hash__``, and the seeds its few-shot draws
+cover). Snakemake already reruns a job
 whose ``params`` changed, but only from its own metadata in ``.snakemake/``, which a
 results folder copied between machines, restored from a backup or produced by a
 different checkout does not carry. So each feature and fit job also takes a *stamp*
@@ -63,15 +64,31 @@ def run_json_hash(path: Path) -> str | None:
         return UNREADABLE
 
 
-def features_hash(path: Path) -> str | None:
-    """The ``__config_hash__`` of a features.npz (None for caches written before it)."""
-    import numpy as np
+def features_record(seeds: list[int]) -> Callable[[Path], str | None]:
+    """A reader of a features.npz's ``__config_hash__`` for a grid with ``seeds``.
 
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return str(data["__config_hash__"]) if "__config_hash__" in data.files else None
-    except Exception:  # noqa: BLE001 - a truncated or foreign file, whatever numpy raises
-        return UNREADABLE
+    A few-shot cache holds each seed's draw from the pools; one whose draws miss a seed
+    of the grid is reported with the seeds it has, so it differs from the wanted hash
+    and is recomputed. None for caches written before hashes were recorded.
+    """
+
+    def recorded(path: Path) -> str | None:
+        import numpy as np
+
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "__config_hash__" not in data.files:
+                    return None
+                value = str(data["__config_hash__"])
+                few_shot = json.loads(str(data["__few_shot__"])) if "__few_shot__" in data else None
+                covered = data["__seeds__"].tolist() if "__seeds__" in data.files else []
+        except Exception:  # noqa: BLE001 - a truncated or foreign file, whatever numpy raises
+            return UNREADABLE
+        if few_shot is not None and not set(seeds) <= set(covered):
+            return f"{value} with few-shot draws for seeds {covered} only"
+        return value
+
+    return recorded
 
 
 def _write(path: Path, text: str) -> None:
@@ -112,6 +129,6 @@ def sync_stamps(entries: Iterable[Stamped]) -> list[tuple[Path, str]]:
         else:
             if stamp_time <= output_time:
                 entry.stamp.touch()
-            reason = "unreadable" if recorded == UNREADABLE else f"config hash {recorded}"
-            stale.append((entry.output, f"{reason}, now {entry.want}"))
+            reason = "unreadable" if recorded == UNREADABLE else f"made under {recorded}"
+            stale.append((entry.output, f"{reason}; the grid's config hash is {entry.want}"))
     return stale

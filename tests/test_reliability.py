@@ -72,7 +72,7 @@ def test_stale_damaged_and_diverged_results(tmp_path):
     dry = snakemake("-n", "--quiet", "rules")
     assert planned_jobs(dry)["fit"] == 1 and "features" not in planned_jobs(dry)
     assert "1 existing results were produced under other settings and will be rerun" in dry.stderr
-    assert "full_ft/seed0/run.json (config hash " in dry.stderr
+    assert "full_ft/seed0/run.json (made under " in dry.stderr
     old_hash = json.loads((runs / "full_ft" / "seed0" / "run.json").read_text())["config_hash"]
     snakemake("--cores", "2")
     new_hash = json.loads((runs / "full_ft" / "seed0" / "run.json").read_text())["config_hash"]

@@ -124,7 +124,10 @@ def compute_features(
 
 
 def save_features(
-    path: str | os.PathLike, features: FeatureSet, config_hash: str | None = None
+    path: str | os.PathLike,
+    features: FeatureSet,
+    config_hash: str | None = None,
+    seeds: list[int] | None = None,
 ) -> None:
     """Writes the cache atomically.
 
@@ -133,6 +136,7 @@ def save_features(
         features: The cache.
         config_hash: The grid's hash of the settings it was computed under
             (:meth:`bench.config.Grid.features_hash`), checked by :mod:`bench.stamps`.
+        seeds: The training seeds whose few-shot draws its pools cover.
     """
     arrays = {
         "__backbone__": np.array(features.backbone),
@@ -154,6 +158,8 @@ def save_features(
     arrays["__splits__"] = np.array(json.dumps(infos))
     if config_hash is not None:
         arrays["__config_hash__"] = np.array(config_hash)
+    if seeds is not None:
+        arrays["__seeds__"] = np.asarray(sorted(seeds), dtype=np.int64)
     # Uncompressed, so every cell that reads the cache skips decompression.
     atomic_write_npz(path, arrays, compressed=False)
 

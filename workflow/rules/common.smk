@@ -105,7 +105,7 @@ def fit_inputs(wildcards):
 
 # --- config stamps: results from another config are rerun (bench/stamps.py) ------------
 
-from bench.stamps import Stamped, features_hash, run_json_hash, stamp_path, sync_stamps  # noqa: E402
+from bench.stamps import Stamped, features_record, run_json_hash, stamp_path, sync_stamps  # noqa: E402
 
 
 def fit_stamp(task, backbone, method, seed):
@@ -131,7 +131,7 @@ def _stamped_jobs():
             Path(stamp_path("features", task, backbone)),
             Path(features_file(task, backbone)),
             GRID.features_hash(task, backbone),
-            features_hash,
+            features_record(GRID.config["seeds"]),
         )
 
 
