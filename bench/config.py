@@ -277,7 +277,9 @@ def _check_hparam_values(config: dict[str, Any]) -> None:
     for task, block in config["tasks"].items():
         for method in sorted({split_method_name(m)[0] for m in config["methods"]}):
             merged = grid.method_hparams(task, method)
-            errors = sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path))
+            errors = sorted(
+                validator.iter_errors(merged), key=lambda e: [str(p) for p in e.absolute_path]
+            )
             if not errors:
                 continue
             error = errors[0]
@@ -290,7 +292,7 @@ def _check_hparam_values(config: dict[str, Any]) -> None:
                 where = f"hparams.{method}.{name}"
             else:
                 where = f"{config['method_config_dir']}/{method}.yaml: {name}"
-            rule = yaml.safe_load(HPARAMS_SCHEMA_PATH.read_text())["properties"].get(name, {})
+            rule = validator.schema["properties"].get(name, {})
             raise ConfigError(
                 f"{where}: {error.message} ({rule.get('description', 'see the schema')}); "
                 "fix the value (valid ranges: workflow/schemas/hparams.schema.yaml)"

@@ -10,6 +10,7 @@ import yaml
 from conftest import REPO_ROOT, SHARED_DATA
 
 from bench.config import Cell, ConfigError, load_grid, load_grid_file, validate_schema
+from bench.methods import list_methods
 
 DEFAULT = REPO_ROOT / "config" / "config.yaml"
 
@@ -194,3 +195,19 @@ def test_base_of_a_posthoc_method_is_run_even_when_not_listed():
     assert grid.runs(Cell("sst2", "minilm_l6", "lp_ft+ts", 2))
     assert not grid.runs(Cell("sst2", "minilm_l6", "full_ft", 0))
     assert not grid.runs(Cell("sst2", "minilm_l6", "lp_ft", 9))
+
+
+def test_every_hyperparameter_has_a_valid_range():
+    """hparams.schema.yaml covers every key of every defaults file, and every published
+    default is inside its own range."""
+    from jsonschema import Draft202012Validator
+
+    from bench.config import HPARAMS_SCHEMA_PATH, method_defaults
+
+    schema = yaml.safe_load(HPARAMS_SCHEMA_PATH.read_text())
+    validator = Draft202012Validator(schema)
+    for method in list_methods():
+        defaults = method_defaults(method, REPO_ROOT / "config" / "methods")
+        missing = sorted(set(defaults) - set(schema["properties"]))
+        assert not missing, f"{method}: add {missing} to workflow/schemas/hparams.schema.yaml"
+        assert not list(validator.iter_errors(defaults)), method
