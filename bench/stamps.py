@@ -13,8 +13,10 @@ with what is on disk:
 * the output exists and records the current hash: the stamp is dated just before the
   output, which stays up to date;
 * the output records another hash, or cannot be read: the stamp is rewritten now,
-  newer than the output, so Snakemake reruns the job (the old output is replaced only
-  when the new one is complete, see :mod:`bench.io`);
+  newer than the output, so Snakemake reruns the job. Snakemake deletes a job's old
+  outputs when it starts, so the files of that output's folder are first kept under
+  ``results/superseded/<old hash>/`` (hard links: no copy, no extra space while the
+  originals exist), and a rerun that fails or was not wanted loses nothing;
 * no output yet: the stamp is written and the job runs anyway.
 
 Only the main Snakemake process does this (a cluster job re-parses the workflow, but
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STAMP_ROOT = Path("results/config/stamps")
+SUPERSEDED_ROOT = Path("results/superseded")
 UNREADABLE = "<unreadable>"
 
 
@@ -105,8 +108,35 @@ def _stamp_state(stamp: Path) -> tuple[str | None, float]:
         return None, 0.0
 
 
-def sync_stamps(entries: Iterable[Stamped]) -> list[tuple[Path, str]]:
+def keep_superseded(output: Path, label: str, root: Path = SUPERSEDED_ROOT) -> Path:
+    """Hard-links every file beside ``output`` into ``root/<label>/<its folder>``.
+
+    Falls back to a copy where links are impossible (another file system). Files kept
+    by an earlier call are left as they are.
+    """
+    import shutil
+
+    folder = output.parent
+    relative = folder.relative_to(folder.anchor) if folder.is_absolute() else folder
+    target = root / label / relative
+    target.mkdir(parents=True, exist_ok=True)
+    for file in folder.iterdir():
+        if not file.is_file() or (target / file.name).exists():
+            continue
+        try:
+            os.link(file, target / file.name)
+        except OSError:
+            shutil.copy2(file, target / file.name)
+    return target
+
+
+def sync_stamps(entries: Iterable[Stamped], keep: bool = True) -> list[tuple[Path, str]]:
     """Brings every stamp up to date (see module docstring).
+
+    Args:
+        entries: The jobs of the grid.
+        keep: Keep the files of outputs about to be rerun (:func:`keep_superseded`);
+            False for a dry run, which must not touch results.
 
     Returns:
         ``(output, reason)`` for each existing output that will be rerun because it was
@@ -130,5 +160,8 @@ def sync_stamps(entries: Iterable[Stamped]) -> list[tuple[Path, str]]:
             if stamp_time <= output_time:
                 entry.stamp.touch()
             reason = "unreadable" if recorded == UNREADABLE else f"made under {recorded}"
+            if keep:
+                label = "unreadable" if recorded == UNREADABLE else recorded.split()[0]
+                keep_superseded(entry.output, label)
             stale.append((entry.output, f"{reason}; the grid's config hash is {entry.want}"))
     return stale

@@ -77,6 +77,11 @@ def test_stale_damaged_and_diverged_results(tmp_path):
     snakemake("--cores", "2")
     new_hash = json.loads((runs / "full_ft" / "seed0" / "run.json").read_text())["config_hash"]
     assert new_hash != old_hash
+    # The superseded results are kept, not lost, in case the change was a mistake.
+    kept = tmp_path / "results" / "superseded" / old_hash / runs.relative_to(tmp_path)
+    kept_run = json.loads((kept / "full_ft" / "seed0" / "run.json").read_text())
+    assert kept_run["config_hash"] == old_hash
+    assert (kept / "full_ft" / "seed0" / "predictions.npz").exists()
     assert (runs / "linear_probe" / "seed0" / "run.json").read_text() == probe_json
 
     # A damaged run.json (an interrupted copy) is remade, not trusted.

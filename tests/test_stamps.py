@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -20,21 +21,32 @@ def run_json(path, config_hash):
     return path
 
 
-def test_sync_stamps_dates_each_stamp_by_what_the_output_records(tmp_path):
-    current = run_json(tmp_path / "a" / "run.json", "new")
-    stale = run_json(tmp_path / "b" / "run.json", "old")
-    damaged = run_json(tmp_path / "c" / "run.json", "x")
+def test_sync_stamps_dates_each_stamp_by_what_the_output_records(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # results/superseded/ is relative to the working directory
+    current = run_json(Path("runs/a/run.json"), "new")
+    stale = run_json(Path("runs/b/run.json"), "old")
+    (stale.parent / "predictions.npz").write_bytes(b"old predictions")
+    damaged = run_json(Path("runs/c/run.json"), "x")
     damaged.write_text('{"config_')
-    missing = tmp_path / "d" / "run.json"
+    missing = Path("runs/d/run.json")
     entries = [
-        Stamped(tmp_path / "stamps" / f"{name}.hash", output, "new", run_json_hash)
+        Stamped(Path("stamps") / f"{name}.hash", output, "new", run_json_hash)
         for name, output in (("a", current), ("b", stale), ("c", damaged), ("d", missing))
     ]
+    assert len(sync_stamps(entries, keep=False)) == 2  # a dry run keeps nothing ...
+    assert not Path("results").exists()
+    for entry in entries:  # ... and the real run below starts from the same state
+        entry.stamp.unlink(missing_ok=True)
     reported = sync_stamps(entries)
     assert [(p.parent.name, reason) for p, reason in reported] == [
         ("b", "made under old; the grid's config hash is new"),
         ("c", "unreadable; the grid's config hash is new"),
     ]
+    # Snakemake deletes a rerun job's outputs first: their files are kept, as hard links.
+    kept = Path("results/superseded/old/runs/b")
+    assert (kept / "predictions.npz").read_bytes() == b"old predictions"
+    assert os.path.samefile(kept / "run.json", stale)
+    assert (Path("results/superseded/unreadable/runs/c/run.json")).read_text() == '{"config_'
     stamp_time = {e.output.parent.name: e.stamp.stat().st_mtime for e in entries}
     assert stamp_time["a"] < current.stat().st_mtime  # up to date: no rerun
     assert stamp_time["b"] > stale.stat().st_mtime  # newer input: rerun

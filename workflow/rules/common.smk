@@ -136,13 +136,14 @@ def _stamped_jobs():
 
 
 if workflow.is_main_process:
-    _STALE = sync_stamps(_stamped_jobs())
+    _STALE = sync_stamps(_stamped_jobs(), keep=not _DRY_RUN)
     if _STALE:
         _shown = "; ".join(f"{path} ({reason})" for path, reason in _STALE[:3])
         _more = f" and {len(_STALE) - 3} more" if len(_STALE) > 3 else ""
+        _kept = "" if _DRY_RUN else "; their files are kept under results/superseded/"
         _note(
             f"{len(_STALE)} existing results were produced under other settings and will be "
-            f"rerun: {_shown}{_more}"
+            f"rerun: {_shown}{_more}{_kept}"
         )
 
 
