@@ -165,15 +165,14 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path, case, mutate, expec
 
 
 @pytest.mark.workflow
-def test_hub_weights_missing_offline(tmp_path):
+@pytest.mark.real_data
+def test_hub_weights_missing_offline(tmp_path, shared_data):
     """HF_HUB_OFFLINE=1 with an empty cache: the DAG build names the weights and the fix;
     a dry run lists the problem and still shows the DAG."""
     config = base_config(tmp_path)
     config["tasks"] = {"sst2": {"backbones": ["hf_bert_base_uncased"]}}
-    config["data"]["root"] = str(REPO_ROOT.parent / "shared" / "data")
+    config["data"]["root"] = str(shared_data)
     env = {"HF_HOME": str(tmp_path / "empty_hf_home")}
-    if not (Path(config["data"]["root"]) / "nlp").is_dir():
-        pytest.skip("../shared/data missing")
     last = assert_one_line(
         run_snakemake(tmp_path, config, "--cores", "1", env=env),
         "config error: hf_bert_base_uncased: weights bert-base-uncased are not in the Hugging "
