@@ -86,11 +86,15 @@ class SplitPrediction:
             )
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file and a rename.
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike):
+    """Yields a binary handle whose content replaces ``path`` only once complete.
 
-    A reader (or a crash) never sees a half-written file, and an earlier result is replaced
-    only by a complete new one.
+    The handle writes to a temporary file in the same folder, which is fsynced and
+    renamed over ``path`` when the block ends, or removed if it raises. A reader (or a
+    crash) never sees a half-written file, and an earlier result is replaced only by a
+    complete new one. Streams, so a large object (a checkpoint) is never held in memory
+    as bytes.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,13 +105,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 def atomic_write_npz(

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.io import atomic_write_bytes
+
 STAMP_ROOT = Path("results/config/stamps")
 SUPERSEDED_ROOT = Path("results/superseded")
 UNREADABLE = "<unreadable>"
@@ -94,13 +96,6 @@ def features_record(seeds: list[int]) -> Callable[[Path], str | None]:
     return recorded
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _stamp_state(stamp: Path) -> tuple[str | None, float]:
     try:
         return stamp.read_text(), stamp.stat().st_mtime
@@ -146,7 +141,7 @@ def sync_stamps(entries: Iterable[Stamped], keep: bool = True) -> list[tuple[Pat
     for entry in entries:
         content, stamp_time = _stamp_state(entry.stamp)
         if content != entry.want:
-            _write(entry.stamp, entry.want)
+            atomic_write_bytes(entry.stamp, entry.want.encode())
             content, stamp_time = _stamp_state(entry.stamp)
         if not entry.output.exists():
             continue

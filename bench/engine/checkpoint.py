@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+
+from bench.io import atomic_file
 
 # The signals a cluster sends before it kills a job.
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -131,17 +132,8 @@ class Checkpointer:
     def save(self, state: dict[str, Any]) -> None:
         """Writes ``state`` plus the fingerprint atomically."""
         record = {"format": FORMAT_VERSION, "fingerprint": self.fingerprint, **state}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(record, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(self.path) as handle:
+            torch.save(record, handle)
         self.log(f"checkpoint: step {state['step']} -> {self.path}")
 
     def load(self) -> dict[str, Any] | None:
