@@ -327,12 +327,11 @@ def _is_current(grid: Grid, cell: dict, root: Path) -> bool:
     from another config are reported as not run, never as this grid's.
     """
     from bench.config import Cell
-    from bench.reporting.summary import scores_current_run
+    from bench.reporting.summary import scored_run_hash
 
-    run_dir = root / cell["run_dir"]
-    if not scores_current_run(run_dir):
+    produced = scored_run_hash(root / cell["run_dir"])
+    if produced is None:
         return False
-    produced = json.loads((run_dir / "run.json").read_text())["config_hash"]
     if cell["seed"] == "ensemble":
         base = cell["method"].removesuffix("+ens")
         members = [Cell(cell["task"], cell["backbone"], base, s) for s in grid.config["seeds"]]

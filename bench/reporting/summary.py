@@ -112,18 +112,19 @@ def _log_candidates(results: Path, task: str, backbone: str, method: str, seed: 
     return candidates
 
 
-def scores_current_run(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a metrics.json scored from the run.json beside it.
+def scored_run_hash(run_dir: Path) -> str | None:
+    """The config hash of ``run_dir``'s run.json when its metrics.json scores that run.
 
-    A failed rerun leaves the metrics.json of an earlier success behind (Snakemake
-    deletes only the failed job's own outputs); it must not stand in for the cell.
+    None when either file is missing or unreadable, or when they disagree: a failed
+    rerun leaves the metrics.json of an earlier success behind (Snakemake deletes only
+    the failed job's own outputs), and it must not stand in for the cell.
     """
     try:
         scored = json.loads((run_dir / "metrics.json").read_text())["config_hash"]
         produced = json.loads((run_dir / "run.json").read_text())["config_hash"]
     except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return scored == produced
+        return None
+    return produced if scored == produced else None
 
 
 def cell_status(
@@ -150,7 +151,7 @@ def cell_status(
         status, reason = "ok", ""
         current = cell.get("current")
         if current is None:
-            current = scores_current_run(run_dir)
+            current = scored_run_hash(run_dir) is not None
         if not current:
             logs = [p for p in _log_candidates(results, *_key(cell)) if p.exists()]
             if logs and not (run_dir / "run.json").exists():
