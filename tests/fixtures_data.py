@@ -236,3 +236,34 @@ def make_data_tree(tmp: Path) -> DataPaths:
         fashion_mnist=write_fashion_mnist(tmp / "fashion-mnist"),
         wordnet=write_wordnet(tmp / "wordnet").parent,
     )
+
+
+def tiny_fmnist_grid(
+    folder: Path,
+    methods: list[str],
+    hparams: dict,
+    seeds: tuple[int, ...] = (0,),
+    **extra,
+) -> dict:
+    """A grid config of ``fmnist`` × ``tiny_cnn.random`` on the Fashion-MNIST fixture.
+
+    Needs no ../shared/data (the data root is ``folder``); ``hparams`` is the task's
+    hyperparameter block, ``extra`` adds or replaces top-level keys (``runtime``,
+    ``resources``, ...).
+    """
+    repo = Path(__file__).resolve().parents[1]
+    return {
+        "data": {"root": str(folder), "fashion_mnist": str(write_fashion_mnist(folder / "fm"))},
+        "method_config_dir": str(repo / "config" / "methods"),
+        "seeds": list(seeds),
+        "methods": list(methods),
+        "runtime": {"device": "cpu"},
+        "tasks": {
+            "fmnist": {
+                "backbones": ["tiny_cnn.random"],
+                "options": {"verify_counts": False},
+                "hparams": hparams,
+            }
+        },
+        **extra,
+    }

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO_ROOT
-from fixtures_data import write_fashion_mnist
+from fixtures_data import tiny_fmnist_grid
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile")]
 DOC = REPO_ROOT / "docs" / "errors.md"
@@ -21,20 +21,9 @@ DOC = REPO_ROOT / "docs" / "errors.md"
 
 def base_config(tmp_path: Path) -> dict:
     """A valid vision grid on the Fashion-MNIST fixture (no ../shared/data needed)."""
-    return {
-        "data": {"root": str(tmp_path), "fashion_mnist": str(write_fashion_mnist(tmp_path / "fm"))},
-        "method_config_dir": str(REPO_ROOT / "config" / "methods"),
-        "seeds": [0, 1],
-        "methods": ["linear_probe", "full_ft"],
-        "runtime": {"device": "cpu"},
-        "tasks": {
-            "fmnist": {
-                "backbones": ["tiny_cnn.random"],
-                "options": {"verify_counts": False},
-                "hparams": {"*": {"epochs": 1, "batch_size": 16}},
-            }
-        },
-    }
+    return tiny_fmnist_grid(
+        tmp_path, ["linear_probe", "full_ft"], {"*": {"epochs": 1, "batch_size": 16}}, (0, 1)
+    )
 
 
 def run_snakemake(tmp_path: Path, config: dict, *args: str, env: dict | None = None):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import REPO_ROOT
-from fixtures_data import write_fashion_mnist
+from fixtures_data import tiny_fmnist_grid
 
 pytestmark = pytest.mark.slow
 
@@ -23,21 +23,13 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("preemption")
-    config = {
-        "data": {"root": str(folder), "fashion_mnist": str(write_fashion_mnist(folder / "fm"))},
-        "method_config_dir": str(REPO_ROOT / "config" / "methods"),
-        "seeds": [0],
-        "methods": ["full_ft"],
-        "runtime": {"device": "cpu", "checkpoint_every": 25},
-        "tasks": {
-            "fmnist": {
-                "backbones": ["tiny_cnn.random"],
-                "options": {"verify_counts": False},
-                # ~600 steps of batch 4: a few seconds, long enough to be interrupted.
-                "hparams": {"full_ft": {"epochs": 20, "batch_size": 4, "head_lr": 1e-2}},
-            }
-        },
-    }
+    # ~600 steps of batch 4: a few seconds, long enough to be interrupted.
+    config = tiny_fmnist_grid(
+        folder,
+        ["full_ft"],
+        {"full_ft": {"epochs": 20, "batch_size": 4, "head_lr": 1e-2}},
+        runtime={"device": "cpu", "checkpoint_every": 25},
+    )
     path = folder / "grid.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

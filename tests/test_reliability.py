@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO_ROOT
-from fixtures_data import write_fashion_mnist
+from fixtures_data import tiny_fmnist_grid
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -32,20 +32,9 @@ def planned_jobs(result) -> dict[str, int]:
 
 
 def test_stale_damaged_and_diverged_results(tmp_path):
-    config = {
-        "data": {"root": str(tmp_path), "fashion_mnist": str(write_fashion_mnist(tmp_path / "fm"))},
-        "method_config_dir": str(REPO_ROOT / "config" / "methods"),
-        "seeds": [0],
-        "methods": ["linear_probe", "full_ft"],
-        "runtime": {"device": "cpu"},
-        "tasks": {
-            "fmnist": {
-                "backbones": ["tiny_cnn.random"],
-                "options": {"verify_counts": False},
-                "hparams": {"*": {"epochs": 1, "batch_size": 16}},
-            }
-        },
-    }
+    config = tiny_fmnist_grid(
+        tmp_path, ["linear_probe", "full_ft"], {"*": {"epochs": 1, "batch_size": 16}}
+    )
     config_file = tmp_path / "grid.yaml"
 
     def snakemake(*args, check=True):

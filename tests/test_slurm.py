@@ -15,7 +15,10 @@ import pytest
 import slurm_cluster
 import yaml
 from conftest import REPO_ROOT
-from fixtures_data import write_fashion_mnist
+from fixtures_data import tiny_fmnist_grid
+
+# The test node has no GPU: the grids say so, as a CPU-cluster grid would.
+NO_GPU = {job: {"gpu": 0, "mem_mb": 500, "runtime": 5} for job in ("fit", "features")}
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm, pytest.mark.slow]
 
@@ -37,22 +40,12 @@ def test_profile_submits_heavy_jobs_through_sbatch(tmp_path, slurm):
     """`snakemake --profile slurm`, typed from the repository root, with only what this
     one-node test cluster needs overridden on the command line: its partition, its two
     CPUs, and squeue for status checks (it has no accounting daemon)."""
-    config = {
-        "data": {"root": str(tmp_path), "fashion_mnist": str(write_fashion_mnist(tmp_path / "fm"))},
-        "method_config_dir": str(REPO_ROOT / "config" / "methods"),
-        "seeds": [0],
-        "methods": ["linear_probe", "full_ft", "full_ft+ts"],
-        "runtime": {"device": "cpu"},
-        # The test node has no GPU: the grid says so, as a CPU-cluster grid would.
-        "resources": {job: {"gpu": 0, "mem_mb": 500, "runtime": 5} for job in ("fit", "features")},
-        "tasks": {
-            "fmnist": {
-                "backbones": ["tiny_cnn.random"],
-                "options": {"verify_counts": False},
-                "hparams": {"*": {"epochs": 1, "batch_size": 16}},
-            }
-        },
-    }
+    config = tiny_fmnist_grid(
+        tmp_path,
+        ["linear_probe", "full_ft", "full_ft+ts"],
+        {"*": {"epochs": 1, "batch_size": 16}},
+        resources=NO_GPU,
+    )
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(config))
     result = subprocess.run(
         ["timeout", "-s", "KILL", "600", sys.executable, "-m", "snakemake",
@@ -97,21 +90,13 @@ def test_cancelled_fit_job_is_retried_and_resumes(tmp_path, slurm):
     """A fit job cancelled by SLURM mid-training (what preemption does: SIGTERM to every
     process of the job, SIGKILL after KillWait) checkpoints, is resubmitted by the
     profile's retry, resumes, and ends with the predictions of an uninterrupted run."""
-    config = {
-        "data": {"root": str(tmp_path), "fashion_mnist": str(write_fashion_mnist(tmp_path / "fm"))},
-        "method_config_dir": str(REPO_ROOT / "config" / "methods"),
-        "seeds": [0],
-        "methods": ["full_ft"],
-        "runtime": {"device": "cpu", "checkpoint_every": 25},
-        "resources": {job: {"gpu": 0, "mem_mb": 500, "runtime": 5} for job in ("fit", "features")},
-        "tasks": {
-            "fmnist": {
-                "backbones": ["tiny_cnn.random"],
-                "options": {"verify_counts": False},
-                "hparams": {"full_ft": {"epochs": 20, "batch_size": 4, "head_lr": 1e-2}},
-            }
-        },
-    }
+    config = tiny_fmnist_grid(
+        tmp_path,
+        ["full_ft"],
+        {"full_ft": {"epochs": 20, "batch_size": 4, "head_lr": 1e-2}},
+        runtime={"device": "cpu", "checkpoint_every": 25},
+        resources=NO_GPU,
+    )
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump(config))
     env = {**slurm, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
