@@ -51,9 +51,10 @@ def _engine(grid: Grid, threads: int | None):
 
 
 def _build_task(grid: Grid, task: str):
+    """A task of the grid, or any registered task (its default options, no caps)."""
     from bench.tasks import SizeLimits, create_task
 
-    block = grid.config["tasks"][task]
+    block = grid.config["tasks"].get(task, {"limits": {}, "options": {}})
     return create_task(task, grid.data_paths(), SizeLimits(**block["limits"]), **block["options"])
 
 
@@ -184,6 +185,7 @@ def cmd_fit(args) -> int:
                 _require_features(args.features, load_features).for_seed(cell.seed)
             ),
             checkpoint=checkpoint,
+            load_other_task=lambda name: _build_task(grid, name),
         )
         predictions = method.run(ctx)
         summary = method.summary()

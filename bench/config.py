@@ -20,7 +20,13 @@ from bench.backbones import backbone_metadata, list_backbones
 from bench.errors import ConfigError
 from bench.methods import METHODS, list_methods, method_metadata, split_method_name
 from bench.registry import UnknownNameError
-from bench.tasks import DataPaths, list_tasks, missing_task_files, task_metadata
+from bench.tasks import (
+    DataPaths,
+    list_tasks,
+    missing_task_files,
+    task_has_context,
+    task_metadata,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -299,6 +305,48 @@ def _check_hparam_values(config: dict[str, Any]) -> None:
             )
 
 
+#: ``context_source`` values that are not task names (bench.methods.uap.CONTEXT_KEYWORDS).
+CONTEXT_KEYWORDS = ("auto", "task", "augment")
+
+
+def _check_context_sources(config: dict[str, Any], paths: DataPaths) -> None:
+    """Every ``context_source`` (UAP's context points) can be drawn, before any job runs.
+
+    ``task`` needs a task with a context set; a task name must be a registered task of
+    the same modality other than the task itself, with its data present.
+    """
+    grid = Grid(config=config, cells=[])
+    for task, block in config["tasks"].items():
+        modality = task_metadata(task)["modality"]
+        for method in sorted({split_method_name(m)[0] for m in config["methods"]}):
+            source = grid.method_hparams(task, method).get("context_source")
+            if source is None or source in ("auto", "augment"):
+                continue
+            where = f"tasks.{task}: {method}'s context_source {source!r}"
+            fix = "use augment (strong augmentations of the training inputs) or another task"
+            if source == "task":
+                if not task_has_context(task, **block["options"]):
+                    raise ConfigError(f"{where}: {task} has no context set; {fix}")
+                continue
+            if source not in list_tasks():
+                raise ConfigError(
+                    f"{where} is neither {', '.join(CONTEXT_KEYWORDS)} nor a registered task; "
+                    f"valid tasks: {', '.join(list_tasks())}"
+                )
+            if source == task:
+                raise ConfigError(f"{where}: the training data cannot be its own context; {fix}")
+            other = task_metadata(source)["modality"]
+            if other != modality:
+                raise ConfigError(f"{where} is a {other} task but {task} is {modality}; {fix}")
+            options = config["tasks"].get(source, {}).get("options", {})
+            missing = missing_task_files(source, paths, **options)
+            if missing:
+                raise ConfigError(
+                    f"{where}: its data file {missing[0]} is missing; install that task's data "
+                    "(python -m bench data check --task " + source + ") or " + fix
+                )
+
+
 def _check_hparams(config: dict[str, Any]) -> None:
     config_dir = config["method_config_dir"]
     methods = ", ".join(list_methods())
@@ -350,6 +398,7 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
             "datasets (nlp/, imagenet/, coop/, cifar/; ../shared/data for the default grid) "
             "with --config 'data={root: PATH}'"
         )
+    _check_context_sources(config, paths)
     skipped = {}
     for task, block in config["tasks"].items():
         try:

@@ -46,6 +46,12 @@ class MissingWeightsError(RunError):
     label = "missing weights"
 
 
+class KernelError(RunError):
+    """A function-space prior's kernel cannot be factorised (non-finite features, bad scales)."""
+
+    label = "kernel"
+
+
 class Preempted(RunError):  # noqa: N818 (a request to stop, not a fault)
     """The job stopped on a preemption signal after saving a checkpoint.
 

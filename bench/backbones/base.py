@@ -58,6 +58,14 @@ class Backbone(nn.Module):
         """
         return {"encoder": list(self.parameters())}
 
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        """The parameters :meth:`forward` uses (a CLIP model's text tower is not among them).
+
+        Methods that regularise or sample "the trained parameters" restrict themselves
+        to these; the default is every parameter.
+        """
+        return list(self.parameters())
+
     def run_info(self) -> dict[str, Any]:
         """Facts recorded in run.json (weights source, sizes)."""
         return {

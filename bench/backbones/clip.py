@@ -192,6 +192,11 @@ class OpenCLIPBackbone(Backbone):
                 groups["text"].append(param)
         return groups
 
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        """The image tower and its projection: all that :meth:`forward` runs."""
+        groups = self.parameter_groups()
+        return groups["visual"] + groups["visual_projection"]
+
     def run_info(self) -> dict:
         return {
             **super().run_info(),

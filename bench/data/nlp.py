@@ -397,6 +397,11 @@ def context_files(folder: Path, opts: Mapping[str, Any]) -> list[Path]:
     return [wiki_file(folder)] if opts["context"] == "wiki" else []
 
 
+def has_context(**options: Any) -> bool:
+    """Whether an NLP task built with ``options`` carries the context sentences."""
+    return options.get("context", TEXT_OPTIONS["context"]) is not None
+
+
 def context_manifest(folder: Path, opts: Mapping[str, Any]) -> list[ManifestEntry]:
     """Manifest entries of the chosen ``context`` (the Wikipedia sentences' line count)."""
     return [

@@ -229,6 +229,8 @@ def train_classifier(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     checkpoint: Checkpointer | None = None,
     extra_state: dict[str, Stateful] | None = None,
+    objective: Callable[[Classifier, object, torch.Tensor], torch.Tensor] | None = None,
+    extra_param_groups: list[dict] | None = None,
 ) -> dict[str, float]:
     """Fine-tunes ``model`` on ``train`` with AdamW and a cosine schedule.
 
@@ -249,6 +251,13 @@ def train_classifier(
             through.
         extra_state: Further objects whose state a resume needs (an EMA teacher, a
             posterior), saved and restored with the model's.
+        objective: ``(model, batch, labels) -> loss`` for methods whose loss needs more
+            than the batch's logits (priors on context points, Monte Carlo samples); it
+            runs its own forward passes (under ``engine.autocast()``). None: ``loss_fn``
+            of ``model(batch)``.
+        extra_param_groups: AdamW parameter groups trained beside the model's (a
+            variational posterior's scales), each a dict with ``params``, ``lr`` and
+            ``weight_decay``; they follow the same schedule.
 
     Returns:
         Summary: steps, final training loss (mean over the last epoch), examples/s,
@@ -267,7 +276,9 @@ def train_classifier(
     total_steps = max(1, int(round(steps_per_epoch * cfg.epochs)))
     log_interval = min(engine.log_every, max(1, total_steps // 5))
     fused = engine.device.type == "cuda"
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg), fused=fused)
+    extra_param_groups = list(extra_param_groups or [])
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg) + extra_param_groups, fused=fused)
+    clipped = list(model.parameters()) + [p for g in extra_param_groups for p in g["params"]]
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, cosine_with_warmup(total_steps, cfg.warmup_fraction)
     )
@@ -328,13 +339,16 @@ def train_classifier(
             )
             for index, batch in prepared:
                 labels = labels_all[index].to(engine.device, non_blocking=True)
-                with engine.autocast():
-                    logits = model(batch)
-                loss = loss_fn(logits.float(), labels)
+                if objective is None:
+                    with engine.autocast():
+                        logits = model(batch)
+                    loss = loss_fn(logits.float(), labels)
+                else:
+                    loss = objective(model, batch, labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    nn.utils.clip_grad_norm_(clipped, cfg.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 # Accumulate on the device: reading loss.item() every step would sync.

@@ -139,6 +139,21 @@ register_method(
     vision_language=True,
     open_vocabulary=True,
 )
+register_method(
+    "l2_sp",
+    "bench.methods.l2_sp:L2SP",
+    description="full fine-tuning with an L2 pull toward the pretrained weights (L2-SP)",
+)
+register_method(
+    "uap_map",
+    "bench.methods.uap:UAPMap",
+    description="fine-tuning with an uncertainty-aware function-space prior (MAP form)",
+)
+register_method(
+    "uap",
+    "bench.methods.uap:UAP",
+    description="uncertainty-aware prior, mean-field variational posterior, MC predictions",
+)
 register_modifier(
     "ts",
     "bench.methods.temperature_scaling:apply_temperature_scaling",

@@ -27,6 +27,9 @@ class FitContext:
         checkpoint: The job's :class:`bench.engine.checkpoint.Checkpointer` (None: no
             checkpoints); a method with a training loop passes it on, so a preempted
             job resumes where it stopped.
+        load_other_task: ``name -> TaskData``: builds another registered task with the
+            grid's data paths (and its options and caps where the grid runs it), for
+            methods that draw unlabelled inputs from another dataset (UAP's context).
     """
 
     task_name: str
@@ -37,6 +40,7 @@ class FitContext:
     load_backbone: Callable[[], Any]
     load_features: Callable[[], Any]
     checkpoint: Any = None
+    load_other_task: Callable[[str], Any] | None = None
     _cache: dict = field(default_factory=dict)
 
     def task(self):
@@ -47,6 +51,15 @@ class FitContext:
     def backbone(self):
         """A new backbone each call: fine-tuning mutates it."""
         return self.load_backbone()
+
+    def build_task(self, name: str):
+        """Another registered task (see ``load_other_task``), built once per name."""
+        if self.load_other_task is None:
+            raise ValueError(f"this fit job cannot build other tasks (asked for {name!r})")
+        key = f"other:{name}"
+        if key not in self._cache:
+            self._cache[key] = self.load_other_task(name)
+        return self._cache[key]
 
     def classnames(self) -> list[str]:
         """Class names from whichever of the task or the feature cache is loaded."""

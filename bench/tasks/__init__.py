@@ -77,6 +77,7 @@ def register_task(
     description: str,
     required_files,
     manifest=None,
+    has_context=None,
 ):
     """Registers a task builder (see module docstring).
 
@@ -89,6 +90,9 @@ def register_task(
         manifest: ``(paths, **options) -> [ManifestEntry]``: what a complete copy holds,
             checked by ``python -m bench data check``; defaults to ``required_files``
             with existence checks only.
+        has_context: ``(**options) -> bool``: whether the built task carries a context
+            set (:attr:`TaskData.context`, unlabelled inputs for UAP's prior) with these
+            options; None: never.
     """
     return TASKS.register(
         name,
@@ -96,6 +100,7 @@ def register_task(
         description=description,
         required_files=required_files,
         manifest=manifest,
+        has_context=has_context or (lambda **options: False),
     )
 
 
@@ -121,6 +126,11 @@ def missing_task_files(name: str, paths: DataPaths, **options: Any) -> list[Path
     """Files the task needs that do not exist (empty when the data is complete)."""
     required = task_metadata(name)["required_files"](paths, **options)
     return [Path(p) for p in required if not Path(p).exists()]
+
+
+def task_has_context(name: str, **options: Any) -> bool:
+    """Whether the task, built with ``options``, carries a context set (cheap)."""
+    return bool(task_metadata(name)["has_context"](**options))
 
 
 def task_manifest(name: str, paths: DataPaths, **options: Any):
@@ -169,6 +179,7 @@ __all__ = [
     "list_tasks",
     "missing_task_files",
     "register_task",
+    "task_has_context",
     "task_manifest",
     "task_metadata",
 ]

@@ -63,6 +63,7 @@ from bench.data.nlp import (
     context_files,
     context_manifest,
     count_csv_rows,
+    has_context,
     text_folder,
 )
 from bench.data.sampling import capped_indices, derive_seed, stratified_indices, stratified_split
@@ -180,6 +181,7 @@ def heldout_choice(classnames: list[str], count: int, seed: int) -> list[str]:
     ),
     required_files=required_files,
     manifest=manifest,
+    has_context=has_context,
 )
 def build_banking77(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskData:
     """Builds the task (see module docstring).

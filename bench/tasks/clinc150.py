@@ -62,6 +62,7 @@ from bench.data.nlp import (
     context_files,
     context_manifest,
     count_csv_rows,
+    has_context,
     text_folder,
 )
 from bench.data.sampling import capped_indices, derive_seed, stratified_indices
@@ -178,6 +179,7 @@ def manifest(paths: DataPaths, **options: Any) -> list[ManifestEntry]:
     ),
     required_files=required_files,
     manifest=manifest,
+    has_context=has_context,
 )
 def build_clinc150(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskData:
     """Builds the task (see module docstring).

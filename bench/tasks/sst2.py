@@ -48,6 +48,7 @@ from bench.data.nlp import (
     check_text_options,
     context_files,
     context_manifest,
+    has_context,
     overlap_mask,
     text_folder,
 )
@@ -133,6 +134,7 @@ def manifest(paths: DataPaths, **options: Any) -> list[ManifestEntry]:
     ),
     required_files=required_files,
     manifest=manifest,
+    has_context=has_context,
 )
 def build_sst2(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskData:
     """Builds the task (see module docstring).
