@@ -13,7 +13,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A grid given with --configfile replaces the default one: Snakemake would otherwise merge
+# the two key by key, and the paper grid would also run the default grid's tasks.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
 
 
 include: "workflow/rules/common.smk"

@@ -71,6 +71,30 @@ def test_dry_run_of_the_default_grid(tmp_path, shared_data):
     assert counts["leaderboards"] == 1 and counts["claims"] == 1
 
 
+@pytest.mark.real_data
+def test_a_configfile_replaces_the_default_grid(tmp_path, shared_data):
+    """``--configfile grid.yaml`` from the repository root runs that grid alone; without
+    one, the default config/config.yaml runs (Snakemake would merge the two by key)."""
+    (tmp_path / "config").mkdir()
+    write_config(tmp_path / "config" / "config.yaml", default_config())
+    only_sst2 = default_config()
+    only_sst2["tasks"] = {"sst2": only_sst2["tasks"]["sst2"]}
+    grid = write_config(tmp_path / "sst2_only.yaml", only_sst2)
+
+    def fitted_tasks(*args):
+        result = subprocess.run(
+            [*SNAKEMAKE, "--directory", str(tmp_path), "-n", *args],
+            capture_output=True, text=True, timeout=600,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        return {line.split("task=")[1].split(",")[0]
+                for line in result.stdout.splitlines() if "wildcards: task=" in line}  # fmt: skip
+
+    assert fitted_tasks("--configfile", str(grid)) == {"sst2"}
+    assert fitted_tasks() == set(default_config()["tasks"])
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
