@@ -309,17 +309,27 @@ def _check_hparam_values(config: dict[str, Any]) -> None:
 CONTEXT_KEYWORDS = ("auto", "task", "augment")
 
 
-def _check_context_sources(config: dict[str, Any], paths: DataPaths) -> None:
-    """Every ``context_source`` (UAP's context points) can be drawn, before any job runs.
+def _check_uap_options(config: dict[str, Any], paths: DataPaths) -> None:
+    """UAP's context points can be drawn and its LoRA option applies, before any job runs.
 
-    ``task`` needs a task with a context set; a task name must be a registered task of
-    the same modality other than the task itself, with its data present.
+    ``context_source: task`` needs a task with a context set; a task name must be a
+    registered task of the same modality other than the task itself, with its data
+    present. ``trained_params: lora`` needs a backbone with linear layers.
     """
     grid = Grid(config=config, cells=[])
     for task, block in config["tasks"].items():
         modality = task_metadata(task)["modality"]
         for method in sorted({split_method_name(m)[0] for m in config["methods"]}):
-            source = grid.method_hparams(task, method).get("context_source")
+            hparams = grid.method_hparams(task, method)
+            if hparams.get("trained_params") == "lora":
+                for backbone in block["backbones"]:
+                    if not backbone_metadata(backbone)["linear_layers"]:
+                        raise ConfigError(
+                            f"tasks.{task}: {method}'s trained_params 'lora' needs linear layers "
+                            f"but {backbone} is convolutional; use trained_params all or head, "
+                            "or a transformer backbone"
+                        )
+            source = hparams.get("context_source")
             if source is None or source in ("auto", "augment"):
                 continue
             where = f"tasks.{task}: {method}'s context_source {source!r}"
@@ -398,7 +408,7 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
             "datasets (nlp/, imagenet/, coop/, cifar/; ../shared/data for the default grid) "
             "with --config 'data={root: PATH}'"
         )
-    _check_context_sources(config, paths)
+    _check_uap_options(config, paths)
     skipped = {}
     for task, block in config["tasks"].items():
         try:

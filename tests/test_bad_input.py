@@ -136,6 +136,32 @@ DAG_CASES = [
         "must be null (all of train) or one of 1, 2, 4, 8, 16, got 32",
     ),
     (
+        "context-source-without-context",
+        lambda c: (
+            c.update(methods=["uap"]),
+            c["tasks"]["fmnist"]["hparams"].update(uap={"context_source": "task"}),
+        ),
+        "config error: tasks.fmnist: uap's context_source 'task': fmnist has no context set; "
+        "use augment (strong augmentations of the training inputs) or another task",
+    ),
+    (
+        "context-source-missing-data",
+        lambda c: (
+            c.update(methods=["uap_map"]),
+            c["tasks"]["fmnist"]["hparams"].update(uap_map={"context_source": "cifar100"}),
+        ),
+        "config error: tasks.fmnist: uap_map's context_source 'cifar100': its data file ",
+    ),
+    (
+        "lora-on-a-conv-net",
+        lambda c: (
+            c.update(methods=["uap"]),
+            c["tasks"]["fmnist"]["hparams"].update(uap={"trained_params": "lora"}),
+        ),
+        "config error: tasks.fmnist: uap's trained_params 'lora' needs linear layers but "
+        "tiny_cnn.random is convolutional",
+    ),
+    (
         "negative-checkpoint-interval",
         lambda c: c["runtime"].update(checkpoint_every=-1),
         "config error: runtime.checkpoint_every: -1 is less than the minimum of 0",

@@ -62,6 +62,12 @@ def rule_counts(stdout: str) -> dict[str, int]:
             "fewshot_base2new.yaml",
             {"features": 11, "fit": 66, "posthoc": 66, "score": 132},
         ),
+        # 6 tasks x 1 backbone; 5 fine-tuning methods and 2 +ts x 3 seeds; a full_ft
+        # ensemble per task. No feature cache: every method fine-tunes.
+        (
+            "uap_cluster.yaml",
+            {"features": 0, "fit": 90, "posthoc": 36, "ensemble": 6, "score": 132},
+        ),
     ],
 )
 def test_paper_grid_dry_runs_with_the_expected_jobs(tmp_path, name, expected):

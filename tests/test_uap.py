@@ -101,7 +101,7 @@ def test_posterior_samples_are_reparameterised():
     weight = torch.nn.Parameter(torch.zeros(200))
     posterior = MeanFieldGaussian({"w": weight}, init_std=0.5)
     draw = posterior.sample()["w"]
-    assert 0.4 < float(draw.std()) < 0.6
+    assert 0.4 < float(draw.detach().std()) < 0.6
     draw.sum().backward()
     assert weight.grad is not None and posterior.rho[0].grad is not None
 
@@ -419,3 +419,22 @@ def grid_config(tmp_path, task="fmnist", **hparams):
 def test_context_source_is_checked_when_the_grid_loads(tmp_path, source, message):
     with pytest.raises(ConfigError, match=message):
         load_grid(grid_config(tmp_path, context_source=source))
+
+
+def test_uap_on_a_clip_image_tower_trains_only_what_the_classifier_uses(tiny_vision_task):
+    """CLIP image tower + linear head: the text tower is neither trained nor in the prior;
+    LoRA adapts the image tower's MLP layers."""
+    backbone = create_backbone("clip_tiny.random")
+    visual = sum(p.numel() for p in backbone.classifier_parameters())
+    assert visual < sum(p.numel() for p in backbone.parameters())
+    head = 4 * (backbone.feature_dim + 1)
+    for options, trained in (({}, visual + head), ({"trained_params": "lora"}, None)):
+        seed_everything(0)
+        method = create_method("uap_map", **{**FAST, "epochs": 1}, **options)
+        preds = method.run(make_context(tiny_vision_task, "clip_tiny.random"))
+        assert np.isfinite(preds["test"].values).all()
+        summary = method.summary()
+        if trained is not None:
+            assert summary["trained_parameters"] == trained
+        else:
+            assert summary["lora_layers"] > 0 and summary["trained_parameters"] < visual

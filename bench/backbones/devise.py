@@ -169,6 +169,10 @@ class DeViSEBackbone(Backbone):
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.image(batch)
 
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        """The image tower: all that :meth:`forward` runs."""
+        return list(self.image.parameters())
+
     def train(self, mode: bool = True) -> DeViSEBackbone:
         super().train(mode)
         self.image.train(mode)  # applies freeze_bn_stats

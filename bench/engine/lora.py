@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from bench.errors import ConfigError
+
 
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update.
@@ -73,7 +75,7 @@ def add_lora(
         The qualified names of the adapted layers.
 
     Raises:
-        ValueError: If no ``nn.Linear`` matches (a convolutional encoder, or patterns
+        ConfigError: If no ``nn.Linear`` matches (a convolutional encoder, or patterns
             that name nothing); the message lists the linear layers there are.
     """
     # nn.MultiheadAttention reads its out_proj's weight directly instead of calling it,
@@ -91,7 +93,7 @@ def add_lora(
     chosen = [n for n in linear if any(fnmatch.fnmatchcase(n, p) for p in targets)]
     if not chosen:
         available = ", ".join(linear[:8]) + (" ..." if len(linear) > 8 else "")
-        raise ValueError(
+        raise ConfigError(
             f"LoRA found no nn.Linear layer matching {list(targets)} in "
             f"{type(encoder).__name__}"
             + (f"; its linear layers: {available}" if linear else " (it has none)")

@@ -37,9 +37,10 @@ Context points (``TaskData.context``, used by UAP): None unless option ``context
 names a source: ``cifar100_train`` for ``cifar10`` / ``cifar10_train`` for ``cifar100``,
 the other dataset's 50,000 unlabelled training images, capped [``max_train``]. The
 default is None because UAP's reference setting draws context images from ImageNet
-(METHODS.md), which the UAP method supplies itself; note that CIFAR-100 training images
-come from the same distribution as ``ood_cifar100``, so OOD scores with that context
-are optimistic (the model has been trained to be uncertain on that very distribution).
+(METHODS.md), which UAP's ``context_source: imagenet`` supplies (bench/methods/uap.py);
+note that CIFAR-100 training images come from the same distribution as
+``ood_cifar100``, so OOD scores with that context are optimistic (the model has been
+trained to be uncertain on that very distribution).
 
 Prompt templates: the 18 CIFAR templates of CLIP (openai/CLIP ``data/prompts.md``,
 identical for CIFAR-10 and CIFAR-100); open_clip 3.3 ships only ImageNet templates.
@@ -410,6 +411,7 @@ def _manifest(spec: _Spec):
     ),
     required_files=_required_files(CIFAR10),
     manifest=_manifest(CIFAR10),
+    has_context=lambda **options: options.get("context") is not None,
 )
 def build_cifar10(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskData:
     """Builds ``cifar10`` (see module docstring).
@@ -437,6 +439,7 @@ def build_cifar10(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskD
     ),
     required_files=_required_files(CIFAR100),
     manifest=_manifest(CIFAR100),
+    has_context=lambda **options: options.get("context") is not None,
 )
 def build_cifar100(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskData:
     """Builds ``cifar100`` (see module docstring).
