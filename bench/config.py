@@ -305,7 +305,7 @@ def _check_hparam_values(config: dict[str, Any]) -> None:
             )
 
 
-#: ``context_source`` values that are not task names (bench.methods.uap.CONTEXT_KEYWORDS).
+#: ``context_source`` values that are not task names (see bench/methods/uap.py).
 CONTEXT_KEYWORDS = ("auto", "task", "augment")
 
 
@@ -330,7 +330,7 @@ def _check_uap_options(config: dict[str, Any], paths: DataPaths) -> None:
                             "or a transformer backbone"
                         )
             source = hparams.get("context_source")
-            if source is None or source in ("auto", "augment"):
+            if source is None or source in CONTEXT_KEYWORDS and source != "task":
                 continue
             where = f"tasks.{task}: {method}'s context_source {source!r}"
             fix = "use augment (strong augmentations of the training inputs) or another task"

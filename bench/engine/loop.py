@@ -220,6 +220,16 @@ def _check_finite(loss_sum: torch.Tensor, first: int, last: int) -> float:
     return total / max(1, last - first + 1)
 
 
+def total_training_steps(n_train: int, cfg: OptimConfig) -> int:
+    """Optimiser steps of a run: whole batches per epoch times ``cfg.epochs``, at least 1.
+
+    The last partial batch of an epoch is dropped. Schedules inside a method's objective
+    (CaRot's EMA momentum) use this to agree with the loop.
+    """
+    steps_per_epoch = max(1, n_train // cfg.batch_size)
+    return max(1, int(round(steps_per_epoch * cfg.epochs)))
+
+
 def train_classifier(
     model: Classifier,
     train: Split,
@@ -272,8 +282,7 @@ def train_classifier(
     if loss_fn is None:
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         loss_fn = criterion
-    steps_per_epoch = max(1, len(train) // cfg.batch_size)
-    total_steps = max(1, int(round(steps_per_epoch * cfg.epochs)))
+    total_steps = total_training_steps(len(train), cfg)
     log_interval = min(engine.log_every, max(1, total_steps // 5))
     fused = engine.device.type == "cuda"
     extra_param_groups = list(extra_param_groups or [])

@@ -154,6 +154,20 @@ register_method(
     "bench.methods.uap:UAP",
     description="uncertainty-aware prior, mean-field variational posterior, MC predictions",
 )
+register_method(
+    "flyp",
+    "bench.methods.flyp:FLYP",
+    description="contrastive fine-tuning of the whole CLIP model with class-name captions",
+    vision_language=True,
+    open_vocabulary=True,
+)
+register_method(
+    "carot",
+    "bench.methods.carot:CaRot",
+    description="FLYP + orthogonal visual projection + self-distillation from an EMA teacher",
+    vision_language=True,
+    open_vocabulary=True,
+)
 register_modifier(
     "ts",
     "bench.methods.temperature_scaling:apply_temperature_scaling",

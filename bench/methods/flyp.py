@@ -1,0 +1,235 @@
+"""FLYP: fine-tune CLIP like it was pretrained, with its own contrastive loss.
+
+Each training image is paired with a caption made from its class name and one prompt
+template drawn at random for that image and step (FLYP's training CSV holds one row
+per image × template and is read shuffled, so each appearance of an image comes with a
+random template). The loss is CLIP's symmetric cross-entropy over the ``B x B``
+image-caption similarities scaled by ``exp(logit_scale)``; captions of the same class
+in a batch are not merged (FLYP passes no labels to the loss). Both towers and the
+logit scale are trained. Evaluation uses the zero-shot head of the *fine-tuned* text
+tower, prompt-ensembled over the task's templates and multiplied by the fine-tuned
+``exp(logit_scale)`` (part of FLYP's head, so it shapes calibration), which also names
+classes never trained on (base-to-new *new* classes).
+
+Defaults are FLYP's ImageNet ViT-B/16 recipe (README): AdamW lr 1e-5, weight decay 0.1,
+batch 512, 10 epochs, cosine schedule with 500 warm-up steps (``warmup_fraction`` 0.02
+of its 25,030 steps), no gradient clipping. Differences: FLYP decays every parameter
+including the logit scale, LayerNorms and biases; the suite's AdamW groups exempt
+1-d parameters (as every other fine-tuning method here does); FLYP trains in fp32,
+the suite in the engine's precision (bf16 autocast on GPUs).
+
+References:
+    Goyal, Kumar, Garg, Kolter, Raghunathan, "Finetune like you pretrain: Improved
+    finetuning of zero-shot vision models", CVPR 2023. https://github.com/locuslab/FLYP
+    (``src/models/flyp_loss.py``, ``clip/loss.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.backbones.base import to_device
+from bench.engine.loop import OptimConfig, encode_split, train_classifier
+from bench.io import SplitPrediction
+from bench.methods.base import FitContext, Method
+
+
+@dataclass
+class FLYPHparams:
+    """Hyperparameters (FLYP's ImageNet recipe).
+
+    Attributes:
+        epochs: Passes over the training split.
+        batch_size: Image-caption pairs per step (the contrastive batch).
+        lr: AdamW learning rate of every CLIP parameter.
+        weight_decay: AdamW decoupled weight decay (not on 1-d parameters).
+        warmup_fraction: Share of steps with linear warm-up before cosine decay to 0.
+        grad_clip: Max global gradient norm (0: none, as FLYP).
+        templates: Caption and evaluation templates with one ``{}``; empty uses the
+            task's (the 80 OpenAI templates on ImageNet).
+    """
+
+    epochs: float = 10
+    batch_size: int = 512
+    lr: float = 1e-5
+    weight_decay: float = 0.1
+    warmup_fraction: float = 0.02
+    grad_clip: float = 0.0
+    templates: list[str] = field(default_factory=list)
+
+    def optim(self) -> OptimConfig:
+        """The training loop's settings (no separate head: one learning rate)."""
+        return OptimConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            head_lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup_fraction=self.warmup_fraction,
+            grad_clip=self.grad_clip,
+        )
+
+
+class ContrastiveModel(nn.Module):
+    """The CLIP backbone in the shape the training loop expects (no classifier head)."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Identity()
+
+
+def clip_logits(backbone, images, tokens) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image-to-caption logits ``exp(s) cos(img_i, txt_j)`` ``[B, B]`` and ``exp(s)``."""
+    image = nn.functional.normalize(backbone.encode_image(images).float(), dim=-1)
+    text = nn.functional.normalize(backbone.encode_text(tokens).float(), dim=-1)
+    scale = backbone.logit_scale.float().exp()
+    return scale * image @ text.T, scale
+
+
+def contrastive_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric cross-entropy: pair ``i`` is the positive of row and column ``i``."""
+    targets = torch.arange(logits_per_image.shape[0], device=logits_per_image.device)
+    return 0.5 * (
+        nn.functional.cross_entropy(logits_per_image, targets)
+        + nn.functional.cross_entropy(logits_per_image.T, targets)
+    )
+
+
+class CaptionSampler:
+    """Captions ``template.format(classname)`` with one random template per example.
+
+    Owns a NumPy generator seeded from the training seed; its state goes into
+    checkpoints, so a resumed run draws the same captions.
+    """
+
+    def __init__(self, classnames: list[str], templates: list[str], seed: int):
+        self.classnames = list(classnames)
+        self.templates = list(templates)
+        self.rng = np.random.default_rng([seed, 0xF1])
+
+    def __call__(self, labels: torch.Tensor) -> list[str]:
+        picks = self.rng.integers(0, len(self.templates), len(labels))
+        return [
+            self.templates[t].format(self.classnames[y])
+            for t, y in zip(picks, labels.tolist(), strict=True)
+        ]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+
+class FLYPObjective:
+    """FLYP's per-step loss: the contrastive loss of a batch and its sampled captions."""
+
+    def __init__(self, captions: CaptionSampler, engine):
+        self.captions = captions
+        self.engine = engine
+
+    def student_logits(
+        self, model: ContrastiveModel, batch, labels
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The student's ``[B, B]`` logits (float32) and the captions' tokens."""
+        tokens = to_device(model.backbone.tokenize(self.captions(labels)), self.engine.device)
+        with self.engine.autocast():
+            logits, _ = clip_logits(model.backbone, batch, tokens)
+        return logits.float(), tokens
+
+    def __call__(self, model: ContrastiveModel, batch, labels: torch.Tensor) -> torch.Tensor:
+        logits, _ = self.student_logits(model, batch, labels)
+        return contrastive_loss(logits)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"captions": self.captions.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.captions.load_state_dict(state["captions"])
+
+
+def task_templates(hparams: FLYPHparams, task, method: str) -> list[str]:
+    """The method's templates, or the task's; raises ValueError naming the fix."""
+    templates = list(hparams.templates) or list(task.templates)
+    if not templates:
+        raise ValueError(
+            f"{method}: task {task.name!r} has no prompt templates; set the method's "
+            "hyperparameter templates (e.g. ['a photo of a {}.'])"
+        )
+    bad = [t for t in templates if t.count("{}") != 1]
+    if bad:
+        raise ValueError(f"{method}: templates need exactly one '{{}}', got {bad}")
+    return templates
+
+
+@torch.no_grad()
+def predict_zero_shot_head(backbone, ctx: FitContext, templates: list[str]):
+    """Logits of every evaluation split from the image tower and a zero-shot head.
+
+    ``exp(s) cos(image, prompt-ensembled class embedding)`` with the backbone's own
+    (fine-tuned) text tower and logit scale; open-vocabulary splits get a head of their
+    own class names.
+    """
+    task = ctx.task()
+    engine = ctx.engine
+    backbone.eval()
+    scale = float(backbone.logit_scale.float().exp())
+    heads: dict[tuple[str, ...], torch.Tensor] = {}
+    out = {}
+    for name in task.eval_splits():
+        split = task.splits[name]
+        names = tuple(split.info.classnames if split.info.open_vocabulary else task.classnames)
+        if names not in heads:
+            with engine.autocast():
+                weights = backbone.zero_shot_weights(list(names), templates)
+            heads[names] = nn.functional.normalize(weights.float(), dim=-1)
+        engine.log(f"predict: {name} ({len(split)} examples)")
+        image = torch.from_numpy(encode_split(backbone.encode_image, backbone, split, engine))
+        image = nn.functional.normalize(image.to(engine.device).float(), dim=-1)
+        logits = scale * image @ heads[names].T
+        out[name] = SplitPrediction(
+            info=split.info, labels=split.labels, values=logits.cpu().numpy(), kind="logits"
+        )
+    return out
+
+
+class FLYP(Method):
+    """Contrastive fine-tuning of the whole CLIP model (see module docstring)."""
+
+    Hparams = FLYPHparams
+
+    def objective(self, ctx: FitContext, backbone, captions: CaptionSampler):
+        """The per-step loss and the extra state a resume needs (CaRot adds to both)."""
+        objective = FLYPObjective(captions, ctx.engine)
+        return objective, {"objective": objective}
+
+    def run(self, ctx: FitContext) -> dict[str, SplitPrediction]:
+        task = ctx.task()
+        templates = task_templates(self.hparams, task, type(self).__name__)
+        backbone = ctx.backbone().to(ctx.engine.device)
+        model = ContrastiveModel(backbone)
+        captions = CaptionSampler(task.classnames, templates, ctx.seed)
+        objective, extra_state = self.objective(ctx, backbone, captions)
+        fit = train_classifier(
+            model,
+            task.splits["train"],
+            self.hparams.optim(),
+            ctx.engine,
+            ctx.seed,
+            checkpoint=ctx.checkpoint,
+            extra_state=extra_state,
+            objective=objective,
+        )
+        self._summary = {
+            **fit,
+            **getattr(objective, "summary", dict)(),
+            "templates": len(templates),
+            "logit_scale": float(backbone.logit_scale.detach().exp()),
+        }
+        return predict_zero_shot_head(backbone, ctx, templates)
