@@ -336,6 +336,30 @@ def test_ece_mce_match_torchmetrics(seed, n, c):
     assert M.mce(conf, correct) == pytest.approx(ref_mce(conf, correct, 15), abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_carot_per_batch_ece_matches_torchmetrics_batch_by_batch(seed):
+    """CaRot's loop, written out: a new MulticlassCalibrationError per batch of 512,
+    weighted by batch size; confidences of exactly 1.0 included (their own bin)."""
+    logits, labels = make_logits(seed, 1300, 7)
+    logits = logits.copy()
+    logits[:40] *= 1e4  # some rows with confidence exactly 1.0
+    probs = M.to_probs(logits, "logits")
+    assert (probs.max(axis=1) == 1.0).any()
+    conf, correct = top1(probs, labels)
+    total = 0.0
+    for start in range(0, 1300, 512):
+        p_b = torch.from_numpy(probs[start : start + 512])
+        y_b = torch.from_numpy(labels[start : start + 512])
+        ece_b = multiclass_calibration_error(p_b, y_b, 7, n_bins=10, norm="l1").item()
+        total += ece_b * len(y_b)
+    assert M.ece_per_batch(conf, correct) == pytest.approx(total / 1300, abs=1e-6)
+    # It depends on the order of the examples (batches of 2 here): the dataset-level
+    # ECE of both orders is |0.5 - 0.9| = 0.4.
+    conf = np.full(4, 0.9, dtype=np.float32)
+    assert M.ece_per_batch(conf, [1, 0, 1, 0], batch_size=2) == pytest.approx(0.4)
+    assert M.ece_per_batch(conf, [1, 1, 0, 0], batch_size=2) == pytest.approx(0.5)
+
+
 @pytest.mark.parametrize("n_bins", [3, 7, 10, 15])
 def test_ece_confidences_on_bin_edges_match_torchmetrics(n_bins):
     edges = torch.linspace(0, 1, n_bins + 1).numpy()
@@ -596,6 +620,7 @@ EXPECTED_KEYS = [
     "cal/mce",
     "cal/ece_classwise",
     "cal/ece_10bin",
+    "cal/ece_carot",
     "sc/aurc",
     "sc/eaurc",
     "sc/acc_at_50",
@@ -618,7 +643,7 @@ def test_registry():
     assert higher == {"cls/acc", "sc/acc_at_50", "sc/acc_at_80", "sc/acc_at_90"} | {
         k for k in EXPECTED_KEYS if k.startswith(("ood/auroc", "ood/aupr"))
     }
-    assert [k for k, v in M.METRICS.items() if v.legacy] == ["cal/ece_10bin"]
+    assert [k for k, v in M.METRICS.items() if v.legacy] == ["cal/ece_10bin", "cal/ece_carot"]
     assert M.metric_spec("cal/mce").higher_is_better is False
     with pytest.raises(KeyError, match="valid choices"):
         M.metric_spec("cal/nope")

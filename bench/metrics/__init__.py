@@ -13,6 +13,7 @@ from bench.metrics.calibration import (
     ece_adaptive,
     ece_classwise,
     ece_equal_width,
+    ece_per_batch,
     mce,
     reliability_bins,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "ece_adaptive",
     "ece_classwise",
     "ece_equal_width",
+    "ece_per_batch",
     "list_metrics",
     "mce",
     "metric_spec",

@@ -118,6 +118,38 @@ def _ece_equal_width(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> floa
     return float(np.abs(sum_correct - sum_conf).sum() / conf.shape[0])
 
 
+def ece_per_batch(confidences: Any, correct: Any, n_bins: int = 10, batch_size: int = 512) -> float:
+    """CaRot's ECE: torchmetrics' 10-bin ECE per evaluation batch, example-weighted mean.
+
+    The examples, in split order, are cut into consecutive batches of ``batch_size``
+    (the last may be smaller); each batch's ECE uses torchmetrics' own binning, in
+    which a confidence of exactly 1.0 has a bin of its own; the result is
+    ``sum_b n_b ECE_b / N``. Kept only as a named legacy metric: it depends on the
+    order of the examples (CaRot's unshuffled ImageFolder loaders are class-sorted) and
+    is not the dataset-level ECE.
+
+    References:
+        CaRot's ``src/models/eval.py`` (torchmetrics ``MulticlassCalibrationError``,
+        ``n_bins=10``, ``norm='l1'``, one per batch of 512).
+    """
+    conf, corr = check_confidences(confidences, correct)
+    return _ece_per_batch(conf, corr, check_n_bins(n_bins), int(batch_size))
+
+
+def _ece_per_batch(conf: np.ndarray, correct: np.ndarray, n_bins: int, batch_size: int) -> float:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    edges = _edges(n_bins, conf.dtype)
+    total = 0.0
+    for start in range(0, conf.shape[0], batch_size):
+        c, k = conf[start : start + batch_size], correct[start : start + batch_size]
+        # torchmetrics: bucketize(c, edges, right=True) - 1, so c == 1.0 lands in bin n_bins.
+        idx = np.searchsorted(edges, c, side="right") - 1
+        _, sum_conf, sum_correct = _bin_sums(idx, c, k, n_bins + 1)
+        total += float(np.abs(sum_correct - sum_conf).sum())  # = n_b * ECE_b
+    return total / conf.shape[0]
+
+
 def mce(confidences: Any, correct: Any, n_bins: int = 15) -> float:
     """Maximum calibration error over non-empty equal-width bins (Naeini et al. 2015).
 

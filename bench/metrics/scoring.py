@@ -23,7 +23,13 @@ from typing import Any, Literal
 import numpy as np
 
 from bench.metrics._inputs import check_labels, check_pred, check_prob_rows
-from bench.metrics.calibration import _ece_adaptive, _ece_classwise, _ece_equal_width, _mce
+from bench.metrics.calibration import (
+    _ece_adaptive,
+    _ece_classwise,
+    _ece_equal_width,
+    _ece_per_batch,
+    _mce,
+)
 from bench.metrics.classification import (
     NLL_EPS,
     _accuracy,
@@ -73,7 +79,8 @@ _SCORE_TEXT = {
 }
 
 N_BINS = 15  # cal/ece, cal/ece_adaptive, cal/mce, cal/ece_classwise (Guo et al. 2017)
-N_BINS_LEGACY = 10  # cal/ece_10bin
+N_BINS_LEGACY = 10  # cal/ece_10bin, cal/ece_carot
+CAROT_EVAL_BATCH = 512  # cal/ece_carot: CaRot's evaluation batch size
 
 _COVERAGES = {"sc/acc_at_50": 0.5, "sc/acc_at_80": 0.8, "sc/acc_at_90": 0.9}
 
@@ -88,6 +95,13 @@ def _build_specs() -> dict[str, MetricSpec]:
         MetricSpec("cal/mce", "cal", False, "maximum calibration error, 15 equal-width bins"),
         MetricSpec("cal/ece_classwise", "cal", False, "class-wise ECE, 15 equal-width bins"),
         MetricSpec("cal/ece_10bin", "cal", False, "top-label ECE, 10 equal-width bins", True),
+        MetricSpec(
+            "cal/ece_carot",
+            "cal",
+            False,
+            "CaRot's ECE: 10-bin ECE per batch of 512 in split order, example-weighted",
+            True,
+        ),
         MetricSpec("sc/aurc", "sc", False, "area under the risk-coverage curve (MSP)"),
         MetricSpec("sc/eaurc", "sc", False, "AURC minus the oracle AURC (MSP)"),
     ]
@@ -196,6 +210,7 @@ def score_predictions(
     out["cal/ece_adaptive"] = _ece_adaptive(conf, correct, N_BINS)
     out["cal/mce"] = _mce(conf, correct, N_BINS)
     out["cal/ece_10bin"] = _ece_equal_width(conf, correct, N_BINS_LEGACY)
+    out["cal/ece_carot"] = _ece_per_batch(conf, correct, N_BINS_LEGACY, CAROT_EVAL_BATCH)
     timer.lap("cal")
     out["cal/ece_classwise"] = _ece_classwise(probs, y, N_BINS)
     timer.lap("cal_classwise")
