@@ -362,7 +362,7 @@ def test_claims_direction_reproduction_and_not_run(results_tree, tmp_path):
             tolerance=0.001,
             values={"test": float(acc.loc["full_ft+ts", "mean"]), "shift_v2": 0.99},
         ),
-        _claim(id="future", method="carot", reference="flyp"),
+        _claim(id="future", method="unwritten_method", reference="another_one"),
         _claim(id="elsewhere", task="imagenet", config="config/imagenet_shifts.yaml"),
     ]
     loaded = claims_mod.load_claims(_claims_file(tmp_path, claims))
@@ -377,7 +377,10 @@ def test_claims_direction_reproduction_and_not_run(results_tree, tmp_path):
     assert results[("repro", "test")]["holds"] is True
     assert results[("repro", "shift_v2")]["holds"] is False
     assert results[("future", "id")]["status"] == "not run"
-    assert "`carot`, `flyp` is not implemented" in results[("future", "id")]["reason"]
+    assert (
+        "`unwritten_method`, `another_one` is not implemented"
+        in results[("future", "id")]["reason"]
+    )
     assert "--configfile config/imagenet_shifts.yaml" in results[("elsewhere", "id")]["reason"]
     text = claims_mod.render_claims(list(results.values()), "claims.yaml")
     assert "## Not run" in text and "results/runs/t/bb/full_ft+ts/seed* (3 runs)" in text
