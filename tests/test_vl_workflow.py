@@ -1,7 +1,8 @@
-"""Zero-shot and linear-probe cells on a vision-language backbone, end to end through
-Snakemake: ImageNet with its shifts (file-backed images, class-subset scoring) and a
-CoOp dataset in base-to-new mode, on fixture trees in the real layouts. (The offline
-DeViSE-style backbone's zero-shot head is checked on real data in test_real_weights.py.)"""
+"""Zero-shot, linear-probe, FLYP and CaRot cells on a vision-language backbone, end to
+end through Snakemake: ImageNet with its shifts (file-backed images, class-subset
+scoring) and a CoOp dataset in base-to-new mode, on fixture trees in the real layouts.
+(The offline DeViSE-style backbone's zero-shot head is checked on real data in
+test_real_weights.py.)"""
 
 from __future__ import annotations
 
@@ -24,9 +25,14 @@ def vl_config(root: Path) -> dict:
         "data": {"root": str(root)},
         "method_config_dir": str(REPO_ROOT / "config" / "methods"),
         "seeds": [0, 1],
-        "methods": ["zero_shot", "zero_shot+ts", "linear_probe"],
+        "methods": ["zero_shot", "zero_shot+ts", "linear_probe", "flyp", "carot"],
         "ensembles": [],
         "reference_method": "zero_shot",
+        # A few contrastive steps on the fixtures; the teacher updates every 2 steps.
+        "hparams": {
+            "flyp": {"epochs": 2, "batch_size": 8, "lr": 1.0e-4},
+            "carot": {"epochs": 2, "batch_size": 8, "lr": 1.0e-4, "ema_every": 2},
+        },
         "runtime": {"device": "cpu", "data_workers": 1},
         "tasks": {
             "imagenet": {
@@ -80,6 +86,11 @@ def test_zero_shot_and_linear_probe_run_end_to_end(tmp_path):
     probe = metrics("fewshot_eurosat", "clip_tiny.random", "linear_probe")
     assert zero_shot["test_new"]["kind"] == "new" and "test_new" not in probe
     assert "test_new" in metrics("fewshot_eurosat", "clip_tiny.random", "zero_shot+ts")
+    # FLYP and CaRot fine-tune the text tower too, so they also name the new classes.
+    for method in ("flyp", "carot"):
+        tuned = metrics("fewshot_eurosat", "clip_tiny.random", method)
+        assert "test_new" in tuned and tuned["test"]["metrics"]["cal/ece_carot"] >= 0
+        assert "shift_objectnet" in metrics("imagenet", "clip_tiny.random", method)
     # Seeds draw different shots: the linear probes differ.
     assert probe != metrics("fewshot_eurosat", "clip_tiny.random", "linear_probe", seed=1)
 
