@@ -211,6 +211,24 @@ def test_misaligned_runs_are_rejected_with_the_fix():
         stats.bootstrap_task([run, other], "t", "b", reference="a", n_boot=10)
 
 
+def test_new_class_splits_may_be_missing_whatever_the_run_order():
+    """Only open-vocabulary methods predict base-to-new *new* splits; a closed-vocabulary
+    run without one is fine before or after them, a missing id/shift/ood split is not."""
+    rng = np.random.default_rng(12)
+    labels = rng.integers(0, 4, size=60)
+    closed = _run("probe", 0, rng, labels, 0.0)
+    open_vocab = _run("prompt", 0, rng, labels, 0.0)
+    open_vocab.kinds["test_new"] = "new"
+    open_vocab.arrays["test_new"] = open_vocab.arrays["test"]
+    for order in ([closed, open_vocab], [open_vocab, closed]):
+        frame = stats.bootstrap_task(order, "t", "b", reference="probe", n_boot=20)
+        assert "test_new" not in set(frame["split"])  # not shared: left out of the bootstrap
+    short = _run("short", 0, rng, labels, 0.0, ood=False)
+    for order in ([short, closed], [closed, short]):
+        with pytest.raises(ValueError, match="has no split 'ood_x'"):
+            stats.bootstrap_task(order, "t", "b", reference="probe", n_boot=10)
+
+
 def test_base_to_new_harmonic_mean_block():
     rng = np.random.default_rng(10)
     labels = rng.integers(0, 4, size=100)

@@ -321,16 +321,30 @@ def ood_replicates(
 
 
 def _check_aligned(runs: Sequence[RunExamples], where: str) -> dict[str, str]:
-    """The split kinds shared by every run; raises if runs saw different examples."""
+    """The splits every run has, by kind; raises if runs saw different examples.
+
+    Base-to-new *new* splits are predicted only by open-vocabulary methods, so a run
+    without one is expected: such a split is left out of the paired bootstrap unless
+    every run has it. Any other split missing from a run is an error, whichever run
+    comes first.
+    """
+    shared = {
+        split: kind
+        for split, kind in runs[0].kinds.items()
+        if all(split in run.kinds for run in runs)
+    }
+    for run in runs:
+        for other in runs:
+            for split, kind in other.kinds.items():
+                if kind != "new" and split not in run.kinds:
+                    raise ValueError(
+                        f"{where}: {run.method} seed {run.seed} has no split {split!r} that "
+                        f"{other.method} seed {other.seed} has; a paired bootstrap needs the "
+                        "same evaluation splits in every run (rescore both with `bench score`)"
+                    )
     first = runs[0]
     for run in runs[1:]:
-        for split in first.kinds:
-            if split not in run.kinds:
-                raise ValueError(
-                    f"{where}: {run.method} seed {run.seed} has no split {split!r} that "
-                    f"{first.method} seed {first.seed} has; a paired bootstrap needs the same "
-                    "evaluation splits in every run (rescore both with `bench score`)"
-                )
+        for split in shared:
             n_first = first.arrays[split]["confidence"].shape[0]
             n_run = run.arrays[split]["confidence"].shape[0]
             if n_first != n_run:
@@ -339,7 +353,7 @@ def _check_aligned(runs: Sequence[RunExamples], where: str) -> dict[str, str]:
                     f"{run.seed} but {n_first} in {first.method} seed {first.seed}; runs of one "
                     "task must be scored on the same examples (same limits and data_seed)"
                 )
-    return first.kinds
+    return shared
 
 
 def run_replicates(
