@@ -37,6 +37,7 @@ from bench.backbones.base import to_device
 from bench.engine.loop import OptimConfig, encode_split, train_classifier
 from bench.io import SplitPrediction
 from bench.methods.base import FitContext, Method
+from bench.methods.zero_shot import resolve_templates
 
 
 @dataclass
@@ -154,20 +155,6 @@ class FLYPObjective:
         self.captions.load_state_dict(state["captions"])
 
 
-def task_templates(hparams: FLYPHparams, task, method: str) -> list[str]:
-    """The method's templates, or the task's; raises ValueError naming the fix."""
-    templates = list(hparams.templates) or list(task.templates)
-    if not templates:
-        raise ValueError(
-            f"{method}: task {task.name!r} has no prompt templates; set the method's "
-            "hyperparameter templates (e.g. ['a photo of a {}.'])"
-        )
-    bad = [t for t in templates if t.count("{}") != 1]
-    if bad:
-        raise ValueError(f"{method}: templates need exactly one '{{}}', got {bad}")
-    return templates
-
-
 @torch.no_grad()
 def predict_zero_shot_head(backbone, ctx: FitContext, templates: list[str]):
     """Logits of every evaluation split from the image tower and a zero-shot head.
@@ -211,7 +198,9 @@ class FLYP(Method):
 
     def run(self, ctx: FitContext) -> dict[str, SplitPrediction]:
         task = ctx.task()
-        templates = task_templates(self.hparams, task, type(self).__name__)
+        templates = resolve_templates(
+            self.hparams.templates, task.templates, type(self).__name__, task.name
+        )
         backbone = ctx.backbone().to(ctx.engine.device)
         model = ContrastiveModel(backbone)
         captions = CaptionSampler(task.classnames, templates, ctx.seed)

@@ -40,6 +40,27 @@ class ZeroShotHparams:
     templates: list[str] = field(default_factory=list)
 
 
+def resolve_templates(own: list[str], task_templates: list[str], method: str, task: str):
+    """The method's templates, else the task's; checked (one ``{}`` each).
+
+    Shared by every method that builds class prompts (zero-shot heads, FLYP's captions).
+
+    Raises:
+        ValueError: No templates at all, or a template without exactly one ``{}``;
+            names the method, the task and the fix.
+    """
+    templates = list(own) or list(task_templates)
+    if not templates:
+        raise ValueError(
+            f"{method}: task {task!r} has no prompt templates; set the method's "
+            "hyperparameter templates (e.g. ['a photo of a {}.'])"
+        )
+    bad = [t for t in templates if t.count("{}") != 1]
+    if bad:
+        raise ValueError(f"{method}: templates need exactly one '{{}}', got {bad}")
+    return templates
+
+
 class ZeroShot(Method):
     """Zero-shot head from class-name prompts (see module docstring)."""
 
@@ -48,15 +69,9 @@ class ZeroShot(Method):
     def run(self, ctx: FitContext) -> dict[str, SplitPrediction]:
         feats = ctx.features()
         # The cache carries the task's templates: rebuilding ImageNet would rescan 1.3M files.
-        templates = list(self.hparams.templates) or list(feats.templates)
-        if not templates:
-            raise ValueError(
-                f"zero_shot: task {ctx.task_name!r} has no prompt templates; set the method's "
-                "hyperparameter templates (e.g. ['a photo of a {}.'])"
-            )
-        bad = [t for t in templates if t.count("{}") != 1]
-        if bad:
-            raise ValueError(f"zero_shot: templates need exactly one '{{}}', got {bad}")
+        templates = resolve_templates(
+            self.hparams.templates, feats.templates, "zero_shot", ctx.task_name
+        )
         backbone = ctx.backbone().to(ctx.engine.device).eval()
         scale = float(backbone.logit_scale.detach().exp().item())
         heads: dict[tuple[str, ...], torch.Tensor] = {}
