@@ -270,7 +270,22 @@ def _check_names(config: dict[str, Any]) -> None:
 HPARAMS_SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "hparams.schema.yaml"
 
 
-def _check_hparam_values(config: dict[str, Any]) -> None:
+def _merged_hparams(config: dict[str, Any]) -> list[tuple[str, dict, str, dict[str, Any]]]:
+    """``(task, task block, base method, merged hyperparameters)`` of every pair in the grid.
+
+    Computed once per grid load and shared by the checks below (each merge reads the
+    method's defaults file).
+    """
+    grid = Grid(config=config, cells=[])
+    methods = sorted({split_method_name(m)[0] for m in config["methods"]})
+    return [
+        (task, block, method, grid.method_hparams(task, method))
+        for task, block in config["tasks"].items()
+        for method in methods
+    ]
+
+
+def _check_hparam_values(config: dict[str, Any], merged_hparams: list) -> None:
     """Every method's merged hyperparameters of every task against hparams.schema.yaml.
 
     The error names where the offending value was set (the task's override, the grid's
@@ -279,82 +294,75 @@ def _check_hparam_values(config: dict[str, Any]) -> None:
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(yaml.safe_load(HPARAMS_SCHEMA_PATH.read_text()))
-    grid = Grid(config=config, cells=[])
-    for task, block in config["tasks"].items():
-        for method in sorted({split_method_name(m)[0] for m in config["methods"]}):
-            merged = grid.method_hparams(task, method)
-            errors = sorted(
-                validator.iter_errors(merged), key=lambda e: [str(p) for p in e.absolute_path]
-            )
-            if not errors:
-                continue
-            error = errors[0]
-            name = str(error.absolute_path[0]) if error.absolute_path else "<hparams>"
-            if name in block["hparams"].get(method, {}):
-                where = f"tasks.{task}.hparams.{method}.{name}"
-            elif name in block["hparams"].get("*", {}):
-                where = f"tasks.{task}.hparams.*.{name}"
-            elif name in config["hparams"].get(method, {}):
-                where = f"hparams.{method}.{name}"
-            else:
-                where = f"{config['method_config_dir']}/{method}.yaml: {name}"
-            rule = validator.schema["properties"].get(name, {})
-            raise ConfigError(
-                f"{where}: {error.message} ({rule.get('description', 'see the schema')}); "
-                "fix the value (valid ranges: workflow/schemas/hparams.schema.yaml)"
-            )
+    for task, block, method, merged in merged_hparams:
+        errors = sorted(
+            validator.iter_errors(merged), key=lambda e: [str(p) for p in e.absolute_path]
+        )
+        if not errors:
+            continue
+        error = errors[0]
+        name = str(error.absolute_path[0]) if error.absolute_path else "<hparams>"
+        if name in block["hparams"].get(method, {}):
+            where = f"tasks.{task}.hparams.{method}.{name}"
+        elif name in block["hparams"].get("*", {}):
+            where = f"tasks.{task}.hparams.*.{name}"
+        elif name in config["hparams"].get(method, {}):
+            where = f"hparams.{method}.{name}"
+        else:
+            where = f"{config['method_config_dir']}/{method}.yaml: {name}"
+        rule = validator.schema["properties"].get(name, {})
+        raise ConfigError(
+            f"{where}: {error.message} ({rule.get('description', 'see the schema')}); "
+            "fix the value (valid ranges: workflow/schemas/hparams.schema.yaml)"
+        )
 
 
 #: ``context_source`` values that are not task names (see bench/methods/uap.py).
 CONTEXT_KEYWORDS = ("auto", "task", "augment")
 
 
-def _check_uap_options(config: dict[str, Any], paths: DataPaths) -> None:
+def _check_uap_options(config: dict[str, Any], paths: DataPaths, merged_hparams: list) -> None:
     """UAP's context points can be drawn and its LoRA option applies, before any job runs.
 
     ``context_source: task`` needs a task with a context set; a task name must be a
     registered task of the same modality other than the task itself, with its data
     present. ``trained_params: lora`` needs a backbone with linear layers.
     """
-    grid = Grid(config=config, cells=[])
-    for task, block in config["tasks"].items():
-        modality = task_metadata(task)["modality"]
-        for method in sorted({split_method_name(m)[0] for m in config["methods"]}):
-            hparams = grid.method_hparams(task, method)
-            if hparams.get("trained_params") == "lora":
-                for backbone in block["backbones"]:
-                    if not backbone_metadata(backbone)["linear_layers"]:
-                        raise ConfigError(
-                            f"tasks.{task}: {method}'s trained_params 'lora' needs linear layers "
-                            f"but {backbone} is convolutional; use trained_params all or head, "
-                            "or a transformer backbone"
-                        )
-            source = hparams.get("context_source")
-            if source is None or source in CONTEXT_KEYWORDS and source != "task":
-                continue
-            where = f"tasks.{task}: {method}'s context_source {source!r}"
-            fix = "use augment (strong augmentations of the training inputs) or another task"
-            if source == "task":
-                if not task_has_context(task, **block["options"]):
-                    raise ConfigError(f"{where}: {task} has no context set; {fix}")
-                continue
-            if source not in list_tasks():
-                raise ConfigError(
-                    f"{where} is neither {', '.join(CONTEXT_KEYWORDS)} nor a registered task; "
-                    f"valid tasks: {', '.join(list_tasks())}"
-                )
-            if source == task:
-                raise ConfigError(f"{where}: the training data cannot be its own context; {fix}")
-            other = task_metadata(source)["modality"]
-            if other != modality:
-                raise ConfigError(f"{where} is a {other} task but {task} is {modality}; {fix}")
-            options = config["tasks"].get(source, {}).get("options", {})
-            missing = missing_task_files(source, paths, **options)
-            if missing:
-                raise ConfigError(
-                    f"{where}: its data file {missing[0]} is missing; install that task's data "
-                    "(python -m bench data check --task " + source + ") or " + fix
-                )
+    for task, block, method, hparams in merged_hparams:
+        if hparams.get("trained_params") == "lora":
+            for backbone in block["backbones"]:
+                if not backbone_metadata(backbone)["linear_layers"]:
+                    raise ConfigError(
+                        f"tasks.{task}: {method}'s trained_params 'lora' needs linear layers "
+                        f"but {backbone} is convolutional; use trained_params all or head, "
+                        "or a transformer backbone"
+                    )
+        source = hparams.get("context_source")
+        if source in (None, "auto", "augment"):  # drawn from the task itself: always possible
+            continue
+        where = f"tasks.{task}: {method}'s context_source {source!r}"
+        fix = "use augment (strong augmentations of the training inputs) or another task"
+        if source == "task":
+            if not task_has_context(task, **block["options"]):
+                raise ConfigError(f"{where}: {task} has no context set; {fix}")
+            continue
+        if source not in list_tasks():
+            raise ConfigError(
+                f"{where} is neither {', '.join(CONTEXT_KEYWORDS)} nor a registered task; "
+                f"valid tasks: {', '.join(list_tasks())}"
+            )
+        if source == task:
+            raise ConfigError(f"{where}: the training data cannot be its own context; {fix}")
+        other, modality = task_metadata(source)["modality"], task_metadata(task)["modality"]
+        if other != modality:
+            raise ConfigError(f"{where} is a {other} task but {task} is {modality}; {fix}")
+        options = config["tasks"].get(source, {}).get("options", {})
+        missing = missing_task_files(source, paths, **options)
+        if missing:
+            raise ConfigError(
+                f"{where}: its data file {missing[0]} is missing; install that task's data "
+                "(python -m bench data check --task " + source + ") or " + fix
+            )
 
 
 def _check_hparams(config: dict[str, Any]) -> None:
@@ -400,7 +408,8 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
     config = validate_schema(config)
     _check_names(config)
     _check_hparams(config)
-    _check_hparam_values(config)
+    merged_hparams = _merged_hparams(config)
+    _check_hparam_values(config, merged_hparams)
     paths = DataPaths.from_config(config["data"])
     if not paths.root.is_dir():
         raise ConfigError(
@@ -408,7 +417,7 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
             "datasets (nlp/, imagenet/, coop/, cifar/; ../shared/data for the default grid) "
             "with --config 'data={root: PATH}'"
         )
-    _check_uap_options(config, paths)
+    _check_uap_options(config, paths, merged_hparams)
     skipped = {}
     for task, block in config["tasks"].items():
         try:
