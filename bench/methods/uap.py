@@ -210,6 +210,15 @@ def function_space_nll(context_logits: torch.Tensor, chol: torch.Tensor) -> torc
     return quadratic + log_det + 0.5 * classes * m * math.log(2 * math.pi)
 
 
+def covers_only_head(posterior: MeanFieldGaussian) -> bool:
+    """Whether the posterior is over the linear head alone.
+
+    Then the encoder runs once per batch and only the head is sampled, in training and
+    in prediction.
+    """
+    return all(name.startswith("head.") for name in posterior.names)
+
+
 class _FrozenEncoderClassifier(Classifier):
     """A classifier whose encoder stays in eval mode (``trained_params: head``)."""
 
@@ -259,9 +268,7 @@ class UAPObjective:
         stochastic = set(posterior.names) if posterior is not None else set()
         self.point_centers = {n: c for n, c in centers.items() if n not in stochastic}
         self.posterior_centers = [centers[n] for n in posterior.names] if posterior else []
-        self.head_only = posterior is not None and all(
-            n.startswith("head.") for n in posterior.names
-        )
+        self.head_only = posterior is not None and covers_only_head(posterior)
         self.sums = {"ce": 0.0, "function_space": 0.0, "parameter_space": 0.0, "steps": 0}
         self.jitter_added = 0
 
@@ -523,7 +530,7 @@ def predict_sampled(
     task = ctx.task()
     engine = ctx.engine
     model.eval()
-    head_only = all(n.startswith("head.") for n in posterior.names)
+    head_only = covers_only_head(posterior)
 
     def draw(s: int) -> dict[str, torch.Tensor]:
         generator = torch.Generator(device=engine.device)
