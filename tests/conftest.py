@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -99,6 +101,26 @@ def in_memory_context(task: TaskData, backbone: str, engine, seed: int = 0, **op
         lambda: create_backbone(backbone, **options),
         lambda: compute_features(task, create_backbone(backbone, **options), engine),
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def signal_on_call(owner, name: str, call: int, signum: int = signal.SIGTERM):
+    """Within the block, ``owner.name`` sends ``signum`` to this process on its ``call``-th
+    call (then runs as usual): a preemption at a chosen training step."""
+    original = getattr(owner, name)
+    calls = {"n": 0}
+
+    def patched(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            signal.raise_signal(signum)
+        return original(*args, **kwargs)
+
+    setattr(owner, name, patched)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
 
 
 @pytest.fixture

@@ -3,11 +3,10 @@ coefficients at 0, preemption-safe resume, and end-to-end runs on tiny open_clip
 
 from __future__ import annotations
 
-import signal
-
 import numpy as np
 import pytest
 import torch
+from conftest import signal_on_call
 from test_methods import make_context
 
 from bench.backbones import create_backbone
@@ -141,7 +140,7 @@ def test_projection_matrices_of_open_clip():
     assert w_t.shape == (64, 32)
 
 
-def test_carot_resumes_bitwise_after_preemption(tmp_path, tiny_vision_task, monkeypatch):
+def test_carot_resumes_bitwise_after_preemption(tmp_path, tiny_vision_task):
     """The teacher, its schedule position and the caption generator survive a resume."""
 
     def run(checkpoint=None):
@@ -152,20 +151,9 @@ def test_carot_resumes_bitwise_after_preemption(tmp_path, tiny_vision_task, monk
         return method.run(ctx), method.summary()
 
     reference, ref_summary = run()
-    sample = CaptionSampler.__call__
-    calls = {"n": 0}
-
-    def sample_then_signal(self, labels):
-        calls["n"] += 1
-        if calls["n"] == 8:
-            signal.raise_signal(signal.SIGTERM)
-        return sample(self, labels)
-
     checkpoint = Checkpointer(tmp_path / "train.pt", 0, "cellhash", lambda m: None)
-    monkeypatch.setattr(CaptionSampler, "__call__", sample_then_signal)
-    with pytest.raises(Preempted):
+    with signal_on_call(CaptionSampler, "__call__", 8), pytest.raises(Preempted):
         run(checkpoint)
-    monkeypatch.setattr(CaptionSampler, "__call__", sample)
     resumed, summary = run(checkpoint)
     assert summary["resumed_from_step"] == 8
     assert summary["teacher_updates"] == ref_summary["teacher_updates"]

@@ -5,11 +5,11 @@ prediction, context sampling, LoRA, preemption-safe resume and the DAG-build che
 from __future__ import annotations
 
 import dataclasses
-import signal
 
 import numpy as np
 import pytest
 import torch
+from conftest import signal_on_call
 from scipy.stats import multivariate_normal
 from test_methods import FAST, make_context
 
@@ -294,7 +294,7 @@ def test_bad_choices_are_rejected_with_the_valid_ones():
 # --- preemption ---------------------------------------------------------------------------
 
 
-def test_uap_resumes_bitwise_after_preemption(tmp_path, tiny_vision_task, monkeypatch):
+def test_uap_resumes_bitwise_after_preemption(tmp_path, tiny_vision_task):
     """Context sampler, posterior scales and the objective's sums all survive a resume."""
 
     def run(checkpoint=None):
@@ -305,20 +305,9 @@ def test_uap_resumes_bitwise_after_preemption(tmp_path, tiny_vision_task, monkey
         return method.run(ctx), method.summary()
 
     reference, ref_summary = run()
-    draw = ContextSampler.draw
-    calls = {"n": 0}
-
-    def draw_then_signal(self):
-        calls["n"] += 1
-        if calls["n"] == 9:
-            signal.raise_signal(signal.SIGTERM)
-        return draw(self)
-
     checkpoint = Checkpointer(tmp_path / "train.pt", 0, "cellhash", lambda m: None)
-    monkeypatch.setattr(ContextSampler, "draw", draw_then_signal)
-    with pytest.raises(Preempted):
+    with signal_on_call(ContextSampler, "draw", 9), pytest.raises(Preempted):
         run(checkpoint)
-    monkeypatch.setattr(ContextSampler, "draw", draw)
     resumed, summary = run(checkpoint)
     assert summary["resumed_from_step"] == 9
     assert summary["mean_function_space"] == pytest.approx(ref_summary["mean_function_space"])
