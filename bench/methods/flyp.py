@@ -37,7 +37,7 @@ from bench.backbones.base import to_device
 from bench.engine.loop import OptimConfig, encode_split, train_classifier
 from bench.io import SplitPrediction
 from bench.methods.base import FitContext, Method
-from bench.methods.zero_shot import resolve_templates
+from bench.methods.zero_shot import ZeroShotHead, resolve_templates
 
 
 @dataclass
@@ -166,22 +166,18 @@ def predict_zero_shot_head(backbone, ctx: FitContext, templates: list[str]):
     task = ctx.task()
     engine = ctx.engine
     backbone.eval()
-    scale = float(backbone.logit_scale.float().exp())
-    heads: dict[tuple[str, ...], torch.Tensor] = {}
+    head = ZeroShotHead(backbone, templates, engine)
     out = {}
     for name in task.eval_splits():
         split = task.splits[name]
-        names = tuple(split.info.classnames if split.info.open_vocabulary else task.classnames)
-        if names not in heads:
-            with engine.autocast():
-                weights = backbone.zero_shot_weights(list(names), templates)
-            heads[names] = nn.functional.normalize(weights.float(), dim=-1)
+        names = split.info.classnames if split.info.open_vocabulary else task.classnames
         engine.log(f"predict: {name} ({len(split)} examples)")
         image = torch.from_numpy(encode_split(backbone.encode_image, backbone, split, engine))
-        image = nn.functional.normalize(image.to(engine.device).float(), dim=-1)
-        logits = scale * image @ heads[names].T
         out[name] = SplitPrediction(
-            info=split.info, labels=split.labels, values=logits.cpu().numpy(), kind="logits"
+            info=split.info,
+            labels=split.labels,
+            values=head.logits(image.to(engine.device), names),
+            kind="logits",
         )
     return out
 

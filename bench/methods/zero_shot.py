@@ -61,6 +61,31 @@ def resolve_templates(own: list[str], task_templates: list[str], method: str, ta
     return templates
 
 
+class ZeroShotHead:
+    """``exp(s) cos(image embedding, prompt-ensembled class embedding)`` of a backbone.
+
+    Uses the backbone's own text tower and logit scale (pretrained for ``zero_shot``,
+    fine-tuned for FLYP and CaRot); the class embeddings of each set of class names (the
+    task's, or an open-vocabulary split's own) are built once.
+    """
+
+    def __init__(self, backbone, templates: list[str], engine):
+        self.backbone, self.templates, self.engine = backbone, list(templates), engine
+        self.scale = float(backbone.logit_scale.detach().float().exp())
+        self._heads: dict[tuple[str, ...], torch.Tensor] = {}
+
+    @torch.no_grad()
+    def logits(self, image_embeddings: torch.Tensor, classnames) -> np.ndarray:
+        """float32 logits ``[N, C]`` of unnormalised image embeddings on the device."""
+        names = tuple(classnames)
+        if names not in self._heads:
+            with self.engine.autocast():
+                weights = self.backbone.zero_shot_weights(list(names), self.templates)
+            self._heads[names] = torch.nn.functional.normalize(weights.float(), dim=-1)
+        image = torch.nn.functional.normalize(image_embeddings.float(), dim=-1)
+        return (self.scale * image @ self._heads[names].T).cpu().numpy().astype(np.float32)
+
+
 class ZeroShot(Method):
     """Zero-shot head from class-name prompts (see module docstring)."""
 
@@ -73,16 +98,8 @@ class ZeroShot(Method):
             self.hparams.templates, feats.templates, "zero_shot", ctx.task_name
         )
         backbone = ctx.backbone().to(ctx.engine.device).eval()
-        scale = float(backbone.logit_scale.detach().exp().item())
-        heads: dict[tuple[str, ...], torch.Tensor] = {}
-
-        def head(classnames: tuple[str, ...]) -> torch.Tensor:
-            if classnames not in heads:
-                with ctx.engine.autocast():
-                    weights = backbone.zero_shot_weights(list(classnames), templates)
-                heads[classnames] = torch.nn.functional.normalize(weights.float(), dim=-1)
-            return heads[classnames]
-
+        head = ZeroShotHead(backbone, templates, ctx.engine)
+        scale = head.scale
         out = {}
         with torch.no_grad():
             for name, split in feats.splits.items():
@@ -90,13 +107,10 @@ class ZeroShot(Method):
                     continue
                 names = split.info.classnames if split.info.open_vocabulary else feats.classnames
                 features = torch.from_numpy(split.features).to(ctx.engine.device)
-                image = backbone.project_image(features).float()
-                image = torch.nn.functional.normalize(image, dim=-1)
-                logits = scale * image @ head(tuple(names)).T
                 out[name] = SplitPrediction(
                     info=split.info,
                     labels=split.labels,
-                    values=logits.cpu().numpy().astype(np.float32),
+                    values=head.logits(backbone.project_image(features), names),
                     kind="logits",
                 )
         self._summary = {"templates": len(templates), "logit_scale": scale}
