@@ -122,9 +122,41 @@ def cmd_features(args) -> int:
     return 0
 
 
+def _fit_context(grid: Grid, cell, args, engine, checkpoint=None):
+    """The :class:`FitContext` of a cell (open-vocabulary splits for methods that name them)."""
+    from bench.engine.features import load_features
+    from bench.methods import method_metadata
+    from bench.methods.base import FitContext, closed_vocabulary_view
+
+    base = cell.base_method
+    # Splits of classes named only at test time go to open-vocabulary methods only.
+    view = (lambda x: x) if method_metadata(base)["open_vocabulary"] else closed_vocabulary_view
+    return FitContext(
+        task_name=cell.task,
+        backbone_name=cell.backbone,
+        seed=cell.seed,
+        engine=engine,
+        load_task=lambda: view(_build_task(grid, cell.task).for_seed(cell.seed)),
+        load_backbone=lambda: _build_backbone(grid, cell.backbone),
+        load_features=lambda: view(
+            _require_features(args.features, load_features).for_seed(cell.seed)
+        ),
+        checkpoint=checkpoint,
+        load_other_task=lambda name: _build_task(grid, name),
+        weights_path=getattr(args, "save_weights", None),
+    )
+
+
 def cmd_fit(args) -> int:
+    """Fits a cell, or derives it from its base run (``+wise`` weights, ``+ts`` predictions)."""
     from bench.io import atomic_write_json, load_predictions, save_predictions
-    from bench.methods import create_method, modifier_function, split_method_name
+    from bench.methods import (
+        create_method,
+        modifier_function,
+        prediction_modifiers,
+        split_method_name,
+        weights_stem,
+    )
     from bench.provenance import git_revision, host, package_versions, peak_rss_mb
 
     started = time.time()
@@ -136,30 +168,41 @@ def cmd_fit(args) -> int:
         )
     settings = grid.cell_settings(cell)
     base, modifiers = split_method_name(cell.method)
+    stem = weights_stem(cell.method)
     _log(f"cell {cell.run_dir} hash {grid.cell_hash(cell)}")
     out_dir = Path(args.out)
     summary: dict = {}
-    if modifiers:
+    checkpoint = None
+    if prediction_modifiers(cell.method):
         if not args.base_predictions:
             raise ConfigError(
-                f"method {cell.method} is post-hoc: pass --base-predictions of {base}"
+                f"method {cell.method} is post-hoc: pass --base-predictions of {stem}"
             )
         predictions, classnames = load_predictions(args.base_predictions)
-        for modifier in modifiers:
+        for modifier in prediction_modifiers(cell.method):
             predictions, info = modifier_function(modifier)(predictions)
             summary[modifier] = info
             _log(f"{modifier}: {info}")
         hardware = {"device": "cpu", "note": "post-hoc step on saved predictions (numpy)"}
         memory = {"peak_rss_mb": peak_rss_mb()}
+    elif modifiers:  # a weights modifier: WiSE-FT
+        from bench.methods.wise_ft import WiseSettings, run_wise_ft, write_curve
+
+        if not args.base_weights:
+            raise ConfigError(f"method {cell.method} interpolates: pass --base-weights of {base}")
+        engine = _engine(grid, args.threads)
+        ctx = _fit_context(grid, cell, args, engine)
+        predictions, curve, summary = run_wise_ft(
+            ctx, args.base_weights, WiseSettings(**settings["wise_ft"])
+        )
+        write_curve(out_dir / "wise_curve.csv", curve)
+        classnames = ctx.classnames()
+        hardware, memory = engine.describe(), engine.peak_memory_mb()
     else:
         # torch is imported only here: post-hoc jobs above run without it.
         from bench.engine import seed_everything
-        from bench.engine.features import load_features
-        from bench.methods import method_metadata
-        from bench.methods.base import FitContext, closed_vocabulary_view
 
         engine = _engine(grid, args.threads)
-        checkpoint = None
         if args.checkpoint:
             from bench.engine.checkpoint import Checkpointer
 
@@ -171,22 +214,7 @@ def cmd_fit(args) -> int:
             )
         seed_everything(cell.seed)
         method = create_method(base, **settings["hparams"])
-        # Splits of classes named only at test time go to open-vocabulary methods only.
-        view = (lambda x: x) if method_metadata(base)["open_vocabulary"] else closed_vocabulary_view
-
-        ctx = FitContext(
-            task_name=cell.task,
-            backbone_name=cell.backbone,
-            seed=cell.seed,
-            engine=engine,
-            load_task=lambda: view(_build_task(grid, cell.task).for_seed(cell.seed)),
-            load_backbone=lambda: _build_backbone(grid, cell.backbone),
-            load_features=lambda: view(
-                _require_features(args.features, load_features).for_seed(cell.seed)
-            ),
-            checkpoint=checkpoint,
-            load_other_task=lambda name: _build_task(grid, name),
-        )
+        ctx = _fit_context(grid, cell, args, engine, checkpoint)
         predictions = method.run(ctx)
         summary = method.summary()
         classnames = ctx.classnames()
@@ -211,7 +239,7 @@ def cmd_fit(args) -> int:
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write_json(out_dir / "run.json", run, schema="run.schema.json")
-    if not modifiers and checkpoint is not None:
+    if checkpoint is not None:
         checkpoint.clear()  # the outputs are safely written; a rerun starts afresh
     _log(f"wrote {out_dir} in {run['wall_seconds']:.1f}s")
     return 0
@@ -464,6 +492,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", help="feature cache (methods that use frozen features)")
     p.add_argument(
         "--base-predictions", help="predictions.npz of the base method (post-hoc modifiers)"
+    )
+    p.add_argument(
+        "--base-weights", help="weights.pt the base method's fit job kept (<method>+wise)"
+    )
+    p.add_argument(
+        "--save-weights", help="keep the fine-tuned weights here (the grid lists <method>+wise)"
     )
     p.add_argument(
         "--checkpoint",

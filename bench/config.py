@@ -18,7 +18,13 @@ import yaml
 
 from bench.backbones import backbone_metadata, list_backbones
 from bench.errors import ConfigError
-from bench.methods import METHODS, list_methods, method_metadata, split_method_name
+from bench.methods import (
+    METHODS,
+    list_methods,
+    method_metadata,
+    split_method_name,
+    weights_stem,
+)
 from bench.registry import UnknownNameError
 from bench.tasks import (
     DataPaths,
@@ -112,12 +118,19 @@ class Grid:
 
     def cell_settings(self, cell: Cell) -> dict[str, Any]:
         """Everything that determines a cell's result (recorded in run.json and hashed)."""
-        return {
+        settings = {
             **self._input_settings(cell.task, cell.backbone),
             "method": cell.method,
             "hparams": self.method_hparams(cell.task, cell.base_method),
             "seed": cell.seed,
         }
+        if "wise" in split_method_name(cell.method)[1]:
+            settings["wise_ft"] = self.config["wise_ft"]
+        return settings
+
+    def keeps_weights(self, method: str) -> bool:
+        """Whether the fit job of base ``method`` saves its weights (the grid lists ``+wise``)."""
+        return any(weights_stem(m) == f"{method}+wise" for m in self.config["methods"])
 
     def features_settings(self, task: str, backbone: str) -> dict[str, Any]:
         """What determines a feature cache's values.
@@ -225,7 +238,7 @@ def _check_names(config: dict[str, Any]) -> None:
     for j, method in enumerate(config["methods"]):
         try:
             split_method_name(method)
-        except UnknownNameError as error:
+        except (UnknownNameError, ValueError) as error:
             raise ConfigError(f"methods[{j}]: {error}") from None
     for task, block in config["tasks"].items():
         if task not in list_tasks():
@@ -247,8 +260,9 @@ def _check_names(config: dict[str, Any]) -> None:
                     f"but {task} is a {modality} task; valid choices: {', '.join(valid)}"
                 )
             for j, method in enumerate(config["methods"]):
-                base, _ = split_method_name(method)
-                if method_metadata(base)["vision_language"] and not meta["vision_language"]:
+                base, modifiers = split_method_name(method)
+                needs_text_tower = method_metadata(base)["vision_language"] or "wise" in modifiers
+                if needs_text_tower and not meta["vision_language"]:
                     raise ConfigError(
                         f"methods[{j}]: {method} needs a vision-language backbone but "
                         f"tasks.{task}.backbones[{i}] is {backbone}; use a clip_* backbone or "
@@ -365,6 +379,32 @@ def _check_uap_options(config: dict[str, Any], paths: DataPaths, merged_hparams:
             )
 
 
+def _check_head_init(config: dict[str, Any], merged_hparams: list) -> None:
+    """``head_init: zero_shot`` has a text tower to start from, and ``+wise`` its head.
+
+    WiSE-FT interpolates the fine-tuned head with the zero-shot one; a head trained from
+    a random start on raw features is not a point on that line.
+    """
+    names = [split_method_name(m) for m in config["methods"]]
+    interpolated = {base for base, modifiers in names if "wise" in modifiers}
+    for task, block, method, hparams in merged_hparams:
+        head_init = hparams.get("head_init")
+        if head_init == "zero_shot":
+            for backbone in block["backbones"]:
+                if not backbone_metadata(backbone)["vision_language"]:
+                    raise ConfigError(
+                        f"tasks.{task}: {method}'s head_init 'zero_shot' needs a "
+                        f"vision-language backbone but {backbone} has no text tower; use "
+                        "head_init random for this task"
+                    )
+        elif head_init is not None and method in interpolated:
+            raise ConfigError(
+                f"tasks.{task}: {method}+wise interpolates with the zero-shot head, but "
+                f"{method}'s head_init is {head_init!r}; set hparams.{method}.head_init: "
+                "zero_shot (WiSE-FT's end-to-end recipe)"
+            )
+
+
 def _check_hparams(config: dict[str, Any]) -> None:
     config_dir = config["method_config_dir"]
     methods = ", ".join(list_methods())
@@ -418,6 +458,7 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
             "with --config 'data={root: PATH}'"
         )
     _check_uap_options(config, paths, merged_hparams)
+    _check_head_init(config, merged_hparams)
     skipped = {}
     for task, block in config["tasks"].items():
         try:

@@ -363,7 +363,7 @@ def test_claims_direction_reproduction_and_not_run(results_tree, tmp_path):
             values={"test": float(acc.loc["full_ft+ts", "mean"]), "shift_v2": 0.99},
         ),
         _claim(id="future", method="unwritten_method", reference="another_one"),
-        _claim(id="elsewhere", task="imagenet", config="config/imagenet_shifts.yaml"),
+        _claim(id="elsewhere", task="imagenet", config="config/paper/imagenet_shifts.yaml"),
     ]
     loaded = claims_mod.load_claims(_claims_file(tmp_path, claims))
     results = {
@@ -381,7 +381,9 @@ def test_claims_direction_reproduction_and_not_run(results_tree, tmp_path):
         "`unwritten_method`, `another_one` is not implemented"
         in results[("future", "id")]["reason"]
     )
-    assert "--configfile config/imagenet_shifts.yaml" in results[("elsewhere", "id")]["reason"]
+    assert (
+        "--configfile config/paper/imagenet_shifts.yaml" in results[("elsewhere", "id")]["reason"]
+    )
     text = claims_mod.render_claims(list(results.values()), "claims.yaml")
     assert "## Not run" in text and "results/runs/t/bb/full_ft+ts/seed* (3 runs)" in text
     assert "of 4 evaluated claims hold; 2 not run" in text

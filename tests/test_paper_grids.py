@@ -1,4 +1,4 @@
-"""The cluster grids in config/: they validate, and their DAGs have the expected jobs.
+"""The cluster grids in config/paper/: they validate, and their DAGs have the expected jobs.
 
 The real datasets are not here, so the dry runs point ``data.root`` at a placeholder
 tree holding every path the tasks' ``required_files`` name (what Snakemake checks while
@@ -51,21 +51,36 @@ def rule_counts(stdout: str) -> dict[str, int]:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        # 1 task x 3 CLIP backbones; 4 plain methods (zero_shot, linear_probe, full_ft,
-        # lp_ft) and their +ts x 3 seeds; a full_ft ensemble per backbone.
+        # CaRot's grid: ImageNet x ViT-B/16 x 3 seeds; zero_shot, linear_probe and lp_ft
+        # fit plainly, full_ft, flyp and carot keep their weights for +wise; six +ts; a
+        # full_ft ensemble; the per-alpha table.
         (
-            "imagenet_shifts.yaml",
-            {"features": 3, "fit": 36, "posthoc": 36, "ensemble": 3, "score": 75},
+            "paper/imagenet_shifts.yaml",
+            {
+                "features": 1,
+                "fit": 9,
+                "fit_keeping_weights": 9,
+                "wise_ft": 9,
+                "posthoc": 18,
+                "ensemble": 1,
+                "score": 46,
+                "wise_ft_table": 1,
+            },
+        ),
+        # Zero-shot (+ts) on the five backbones whose published numbers claims.yaml checks.
+        (
+            "paper/imagenet_zero_shot.yaml",
+            {"features": 5, "fit": 5, "posthoc": 5, "score": 10},
         ),
         # 11 datasets x ViT-B/16; zero_shot and linear_probe and their +ts x 3 seeds.
         (
-            "fewshot_base2new.yaml",
+            "paper/fewshot_base2new.yaml",
             {"features": 11, "fit": 66, "posthoc": 66, "score": 132},
         ),
         # 6 tasks x 1 backbone; 5 fine-tuning methods and 2 +ts x 3 seeds; a full_ft
         # ensemble per task. No feature cache: every method fine-tunes.
         (
-            "uap_cluster.yaml",
+            "paper/uap_cluster.yaml",
             {"features": 0, "fit": 90, "posthoc": 36, "ensemble": 6, "score": 132},
         ),
     ],
@@ -74,7 +89,9 @@ def test_paper_grid_dry_runs_with_the_expected_jobs(tmp_path, name, expected):
     root = tmp_path / "data"
     config = paper_config(name, root)
     placeholder_tree(root, config)
-    result = snakemake(tmp_path, write_config(tmp_path / name, config), "-n", "--quiet", "rules")
+    result = snakemake(
+        tmp_path, write_config(tmp_path / Path(name).name, config), "-n", "--quiet", "rules"
+    )
     counts = rule_counts(result.stdout)
     for rule, count in expected.items():
         assert counts.get(rule, 0) == count, (rule, counts)
@@ -84,7 +101,7 @@ def test_paper_grid_dry_runs_with_the_expected_jobs(tmp_path, name, expected):
 
 def test_paper_grid_with_a_missing_folder_stops_at_dag_build(tmp_path):
     root = tmp_path / "data"
-    config = paper_config("imagenet_shifts.yaml", root)
+    config = paper_config("paper/imagenet_shifts.yaml", root)
     placeholder_tree(root, config)
     (root / "imagenet-a").rmdir()
     result = snakemake(
@@ -99,7 +116,7 @@ def test_paper_grid_with_a_missing_folder_stops_at_dag_build(tmp_path):
 def test_documented_command_line_overrides(tmp_path):
     """The README's `--config 'data={root: PATH}' 'seeds=[...]'` form works as documented."""
     root = tmp_path / "data"
-    config = paper_config("imagenet_shifts.yaml", tmp_path / "elsewhere")
+    config = paper_config("paper/imagenet_shifts.yaml", tmp_path / "elsewhere")
     placeholder_tree(root, config)
     config_file = write_config(tmp_path / "grid.yaml", config)
     result = snakemake(
@@ -107,4 +124,5 @@ def test_documented_command_line_overrides(tmp_path):
         "--config", f"data={{root: {root}}}", "seeds=[0,1]",
     )  # fmt: skip
     counts = rule_counts(result.stdout)
-    assert counts["fit"] == 3 * 2 * 4  # 3 backbones x 2 seeds x 4 plain methods
+    # 2 seeds x 3 plain fits (zero_shot, linear_probe, lp_ft), and 3 that keep weights.
+    assert counts["fit"] == 2 * 3 and counts["fit_keeping_weights"] == 2 * 3

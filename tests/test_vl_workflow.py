@@ -25,7 +25,17 @@ def vl_config(root: Path) -> dict:
         "data": {"root": str(root)},
         "method_config_dir": str(REPO_ROOT / "config" / "methods"),
         "seeds": [0, 1],
-        "methods": ["zero_shot", "zero_shot+ts", "linear_probe", "flyp", "carot"],
+        "methods": [
+            "zero_shot",
+            "zero_shot+ts",
+            "linear_probe",
+            "flyp",
+            "carot",
+            "flyp+wise",
+            "flyp+wise+ts",
+            "carot+wise",
+        ],  # fmt: skip
+        "wise_ft": {"alphas": [0.0, 0.5, 1.0]},
         "ensembles": [],
         "reference_method": "zero_shot",
         # A few contrastive steps on the fixtures; the teacher updates every 2 steps.
@@ -91,6 +101,21 @@ def test_zero_shot_and_linear_probe_run_end_to_end(tmp_path):
         tuned = metrics("fewshot_eurosat", "clip_tiny.random", method)
         assert "test_new" in tuned and tuned["test"]["metrics"]["cal/ece_carot"] >= 0
         assert "shift_objectnet" in metrics("imagenet", "clip_tiny.random", method)
+    # WiSE-FT: alpha 0 is the zero-shot model, so its curve row equals zero_shot's score;
+    # the chosen alpha's run is scored, +ts follows it, and the per-alpha table is built.
+    wise_run = runs / "imagenet" / "clip_tiny.random" / "flyp+wise" / "seed0"
+    curve = pd.read_csv(wise_run / "wise_curve.csv")
+    at_zero = curve[(curve.alpha == 0.0) & (curve.split == "test") & (curve.metric == "cls/acc")]
+    assert at_zero.value.item() == pytest.approx(
+        metrics("imagenet", "clip_tiny.random", "zero_shot")["test"]["metrics"]["cls/acc"]
+    )
+    chosen = json.loads((wise_run / "run.json").read_text())["fit_summary"]["alpha"]
+    assert set(curve[curve.selected].alpha) == {chosen}
+    assert (runs / "imagenet" / "clip_tiny.random" / "flyp" / "seed0" / "weights.pt").is_file()
+    assert "test_new" in metrics("fewshot_eurosat", "clip_tiny.random", "flyp+wise+ts")
+    table = (tmp_path / "results" / "leaderboard" / "wise_ft.md").read_text()
+    assert "## imagenet · clip_tiny.random · carot+wise" in table
+    assert (tmp_path / "paper_figures" / "imagenet" / "clip_tiny.random" / "wise_ft.png").is_file()
     # Seeds draw different shots: the linear probes differ.
     assert probe != metrics("fewshot_eurosat", "clip_tiny.random", "linear_probe", seed=1)
 

@@ -26,15 +26,26 @@ from bench.tasks.base import Split, take
 
 
 class Classifier(nn.Module):
-    """Backbone followed by a linear head: ``logits = head(backbone(x))``."""
+    """Backbone followed by a linear head: ``logits = head(backbone(x))``.
 
-    def __init__(self, backbone: Backbone, num_classes: int):
+    Args:
+        backbone: The encoder.
+        num_classes: Rows of the head.
+        normalize_features: L2-normalise the features before the head, as a head built
+            from CLIP's class embeddings expects (``exp(s) cos(image, class)``).
+    """
+
+    def __init__(self, backbone: Backbone, num_classes: int, normalize_features: bool = False):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Linear(backbone.feature_dim, num_classes)
+        self.normalize_features = normalize_features
 
     def forward(self, batch) -> torch.Tensor:
-        return self.head(self.backbone(batch))
+        features = self.backbone(batch)
+        if self.normalize_features:
+            features = nn.functional.normalize(features, dim=-1)
+        return self.head(features)
 
 
 @dataclass

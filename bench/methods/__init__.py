@@ -7,10 +7,15 @@ Like the backbones, methods are registered in this torch-free table pointing at
 * ``uses_backbone``: the fit job builds the backbone and reads raw task inputs;
 * ``vision_language``: the method needs a backbone with the CLIP interface;
 * ``open_vocabulary``: the method can predict classes named only at test time (the
-  *new* classes of base-to-new transfer); the others never see those splits.
+  *new* classes of base-to-new transfer); the others never see those splits;
+* ``interpolable``: the method fine-tunes a CLIP image classifier whose weights WiSE-FT
+  can interpolate with the zero-shot model (``<method>+wise``).
 
-Post-hoc *modifiers* (``+ts``) apply to any method's saved predictions; a grid names
-them as ``<method>+<modifier>``, e.g. ``full_ft+ts``.
+*Modifiers* follow a method's name: ``<method>+<modifier>``. Those that act on
+``predictions`` (``+ts``) apply to any method's saved predictions; the one that acts on
+``weights`` (``+wise``) reads the fine-tuned weights the base fit job keeps, comes right
+after the method, and may itself be followed by prediction modifiers
+(``flyp+wise+ts``).
 
 Adding a method: write ``bench/methods/<name>.py`` with a :class:`Method` subclass and
 its hyperparameter dataclass, add ``config/methods/<name>.yaml`` with the published
@@ -37,6 +42,7 @@ def register_method(
     uses_backbone: bool = True,
     vision_language: bool = False,
     open_vocabulary: bool = False,
+    interpolable: bool = False,
 ) -> None:
     """Registers a method class given as ``"module:Class"`` (see module docstring)."""
     METHODS.register(
@@ -46,12 +52,15 @@ def register_method(
         uses_backbone=uses_backbone,
         vision_language=vision_language,
         open_vocabulary=open_vocabulary,
+        interpolable=interpolable,
     )(target)
 
 
-def register_modifier(name: str, target: str, *, description: str) -> None:
-    """Registers a post-hoc modifier function ``"module:function"``."""
-    MODIFIERS.register(name, description=description)(target)
+def register_modifier(
+    name: str, target: str, *, description: str, acts_on: str = "predictions"
+) -> None:
+    """Registers a modifier ``"module:function"`` acting on ``predictions`` or ``weights``."""
+    MODIFIERS.register(name, description=description, acts_on=acts_on)(target)
 
 
 def list_methods(pattern: str = "*") -> list[str]:
@@ -69,16 +78,48 @@ def split_method_name(name: str) -> tuple[str, list[str]]:
 
     Raises:
         UnknownNameError: Naming the unknown part and the valid choices.
+        ValueError: A weights modifier that is not right after the method, or one that
+            the method does not support.
     """
     base, *modifiers = name.split("+")
     METHODS.get(base)
-    for modifier in modifiers:
+    for position, modifier in enumerate(modifiers):
         if modifier not in MODIFIERS:
             raise UnknownNameError(
                 f"unknown modifier {modifier!r} in method {name!r}; valid modifiers: "
                 f"{', '.join(MODIFIERS.names())}"
             )
+        if MODIFIERS.metadata(modifier)["acts_on"] != "weights":
+            continue
+        if position != 0:
+            raise ValueError(
+                f"method {name!r}: +{modifier} acts on the fine-tuned weights, so it must come "
+                f"right after the method ({base}+{modifier}+...)"
+            )
+        if not METHODS.metadata(base)["interpolable"]:
+            valid = ", ".join(n for n in METHODS.names() if METHODS.metadata(n)["interpolable"])
+            raise ValueError(
+                f"method {name!r}: +{modifier} interpolates fine-tuned CLIP weights, which "
+                f"{base} does not produce; valid methods: {valid}"
+            )
     return base, modifiers
+
+
+def weights_stem(name: str) -> str:
+    """The part of a method name that a fit or weights job produces.
+
+    ``"flyp+wise+ts"`` -> ``"flyp+wise"``; ``"full_ft+ts"`` -> ``"full_ft"``. The rest are
+    prediction modifiers applied to that run's saved predictions.
+    """
+    base, modifiers = split_method_name(name)
+    weight_modifiers = [m for m in modifiers if MODIFIERS.metadata(m)["acts_on"] == "weights"]
+    return "+".join([base, *weight_modifiers])
+
+
+def prediction_modifiers(name: str) -> list[str]:
+    """The modifiers of ``name`` applied to saved predictions, in order."""
+    _, modifiers = split_method_name(name)
+    return [m for m in modifiers if MODIFIERS.metadata(m)["acts_on"] == "predictions"]
 
 
 def method_metadata(name: str) -> dict[str, Any]:
@@ -119,6 +160,7 @@ register_method(
     "full_ft",
     "bench.methods.full_ft:FullFineTuning",
     description="cross-entropy fine-tuning of the whole encoder and a new linear head",
+    interpolable=True,
 )
 register_method(
     "label_smoothing",
@@ -160,6 +202,7 @@ register_method(
     description="contrastive fine-tuning of the whole CLIP model with class-name captions",
     vision_language=True,
     open_vocabulary=True,
+    interpolable=True,
 )
 register_method(
     "carot",
@@ -167,9 +210,16 @@ register_method(
     description="FLYP + orthogonal visual projection + self-distillation from an EMA teacher",
     vision_language=True,
     open_vocabulary=True,
+    interpolable=True,
 )
 register_modifier(
     "ts",
     "bench.methods.temperature_scaling:apply_temperature_scaling",
     description="temperature scaling fitted on the validation split (Guo et al., 2017)",
+)
+register_modifier(
+    "wise",
+    "bench.methods.wise_ft:run_wise_ft",
+    description="WiSE-FT: zero-shot / fine-tuned weight interpolation, alpha chosen on val",
+    acts_on="weights",
 )

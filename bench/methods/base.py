@@ -30,6 +30,9 @@ class FitContext:
         load_other_task: ``name -> TaskData``: builds another registered task with the
             grid's data paths (and its options and caps where the grid runs it), for
             methods that draw unlabelled inputs from another dataset (UAP's context).
+        weights_path: Where a method that supports ``+wise`` saves its fine-tuned
+            weights (:func:`bench.methods.wise_ft.save_finetuned_weights`); None: the
+            grid does not interpolate this method, nothing is saved.
     """
 
     task_name: str
@@ -41,6 +44,7 @@ class FitContext:
     load_features: Callable[[], Any]
     checkpoint: Any = None
     load_other_task: Callable[[str], Any] | None = None
+    weights_path: str | None = None
     _cache: dict = field(default_factory=dict)
 
     def task(self):

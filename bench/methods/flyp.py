@@ -37,6 +37,7 @@ from bench.backbones.base import to_device
 from bench.engine.loop import OptimConfig, encode_split, train_classifier
 from bench.io import SplitPrediction
 from bench.methods.base import FitContext, Method
+from bench.methods.wise_ft import save_finetuned_weights
 from bench.methods.zero_shot import ZeroShotHead, resolve_templates
 
 
@@ -217,4 +218,5 @@ class FLYP(Method):
             "templates": len(templates),
             "logit_scale": float(backbone.logit_scale.detach().exp()),
         }
+        save_finetuned_weights(ctx, backbone, templates=templates)
         return predict_zero_shot_head(backbone, ctx, templates)

@@ -20,11 +20,32 @@ import torch
 from bench.engine.loop import Classifier, OptimConfig, predict_logits, train_classifier
 from bench.io import SplitPrediction
 from bench.methods.base import FitContext, Method
+from bench.methods.wise_ft import save_finetuned_weights
+from bench.methods.zero_shot import resolve_templates
+
+#: ``head_init`` choices of :class:`FullFineTuningHparams`.
+HEAD_INITS = ("random", "zero_shot")
 
 
 @dataclass
 class FullFineTuningHparams(OptimConfig):
-    """Hyperparameters: those of :class:`bench.engine.loop.OptimConfig`."""
+    """Hyperparameters: those of :class:`bench.engine.loop.OptimConfig`, and the head's start.
+
+    Attributes:
+        head_init: ``random``: a new linear head on the encoder's features. ``zero_shot``
+            (vision-language backbones): the head is CLIP's zero-shot classifier,
+            ``exp(s)`` times the prompt-ensembled class embeddings on L2-normalised image
+            embeddings, bias 0, as WiSE-FT and FLYP fine-tune CLIP end to end; it is what
+            makes ``full_ft+wise`` interpolate two heads of the same kind.
+    """
+
+    head_init: str = "random"
+
+    def __post_init__(self) -> None:
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(
+                f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}"
+            )
 
 
 def predict_all_splits(model: Classifier, ctx: FitContext) -> dict[str, SplitPrediction]:
@@ -43,18 +64,46 @@ def predict_all_splits(model: Classifier, ctx: FitContext) -> dict[str, SplitPre
     return out
 
 
+def zero_shot_classifier(
+    backbone, classnames: list[str], templates: list[str], engine
+) -> Classifier:
+    """A classifier whose head is the backbone's zero-shot head (``head_init: zero_shot``).
+
+    Raises:
+        ValueError: If the backbone has no text tower.
+    """
+    if not hasattr(backbone, "zero_shot_weights"):
+        raise ValueError(
+            f"head_init zero_shot needs a vision-language backbone; {type(backbone).__name__} "
+            "has no text tower"
+        )
+    model = Classifier(backbone, len(classnames), normalize_features=True)
+    with torch.no_grad(), engine.autocast():
+        weights = backbone.zero_shot_weights(list(classnames), list(templates))
+    with torch.no_grad():
+        scale = backbone.logit_scale.detach().float().exp()
+        model.head.weight.copy_(scale * torch.nn.functional.normalize(weights.float(), dim=-1))
+        model.head.bias.zero_()
+    return model
+
+
 class FullFineTuning(Method):
     """Fine-tunes every parameter with (optionally label-smoothed) cross-entropy."""
 
     Hparams = FullFineTuningHparams
 
-    def init_head(self, model: Classifier, ctx: FitContext) -> None:
-        """Hook for subclasses that start from a fitted head (LP-FT)."""
+    def build_model(self, ctx: FitContext) -> Classifier:
+        """The classifier training starts from (LP-FT overrides it with a fitted probe)."""
+        task = ctx.task()
+        if self.hparams.head_init == "zero_shot":
+            templates = resolve_templates([], task.templates, type(self).__name__, task.name)
+            backbone = ctx.backbone().to(ctx.engine.device)
+            return zero_shot_classifier(backbone, task.classnames, templates, ctx.engine)
+        return Classifier(ctx.backbone(), task.num_classes)
 
     def run(self, ctx: FitContext) -> dict[str, SplitPrediction]:
         task = ctx.task()
-        model = Classifier(ctx.backbone(), task.num_classes)
-        self.init_head(model, ctx)
+        model = self.build_model(ctx)
         model.to(ctx.engine.device)
         self._summary = {
             **getattr(self, "_summary", {}),
@@ -67,5 +116,8 @@ class FullFineTuning(Method):
                 checkpoint=ctx.checkpoint,
             ),
         }
+        save_finetuned_weights(
+            ctx, model.backbone, head=model.head, normalized_features=model.normalize_features
+        )
         with torch.no_grad():
             return predict_all_splits(model, ctx)

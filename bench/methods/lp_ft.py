@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bench.engine.loop import Classifier
+from bench.engine.loop import Classifier, OptimConfig
 from bench.methods.base import FitContext
-from bench.methods.full_ft import FullFineTuning, FullFineTuningHparams
+from bench.methods.full_ft import FullFineTuning
 from bench.methods.linear_probe import LinearProbeHparams, select_and_fit
 
 
 @dataclass
-class LPFTHparams(FullFineTuningHparams):
-    """Fine-tuning hyperparameters plus the probe's.
+class LPFTHparams(OptimConfig):
+    """Fine-tuning hyperparameters plus the probe's (the head starts from the probe).
 
     Attributes:
         head_lr: Defaults to the encoder rate's scale (the head is already fitted).
@@ -43,12 +43,14 @@ class LinearProbeThenFineTune(FullFineTuning):
 
     Hparams = LPFTHparams
 
-    def init_head(self, model: Classifier, ctx: FitContext) -> None:
+    def build_model(self, ctx: FitContext) -> Classifier:
         probe = LinearProbeHparams(
             l2_grid=self.hparams.l2_grid, max_iter=self.hparams.probe_max_iter
         )
         weight, bias, summary = select_and_fit(ctx, probe)
+        model = Classifier(ctx.backbone(), ctx.task().num_classes)
         with torch.no_grad():
             model.head.weight.copy_(torch.from_numpy(weight))
             model.head.bias.copy_(torch.from_numpy(bias))
         self._summary = {"probe": summary}
+        return model

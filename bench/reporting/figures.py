@@ -16,6 +16,7 @@ into ``out_dir/{task}/{backbone}/`` a PDF, a PNG and a caption file
 * ``cost_quality``: id ECE and AURC against training device-hours, with the Pareto front
   (only with a costs table, ``costs_path``);
 * ``seed_variance``: every seed's value of the headline metrics, per method;
+* ``wise_ft``: WiSE-FT's ID against shift accuracy along alpha (``<method>+wise`` runs);
 
 plus ``out_dir/index.md``, one line per figure with its caption. :data:`FIGURE_DESCRIPTIONS`
 holds a static description of each figure; ``docs/figures.md`` describes them in full.
@@ -135,6 +136,12 @@ FIGURE_DESCRIPTIONS: dict[str, str] = {
         "Spread over seeds of the headline metrics, one panel per metric: one dot per seed "
         "run, a horizontal tick at the mean over seeds, and a diamond for a deep ensemble's "
         "single run."
+    ),
+    "wise_ft": (
+        "WiSE-FT: mean accuracy over the shift splits against in-distribution accuracy as "
+        "the weights move from the zero-shot model (alpha 0) to the fine-tuned one (alpha 1), "
+        "one line per <method>+wise, mean over seeds; the star marks the alpha most seeds "
+        "chose on the validation split (the leaderboard's <method>+wise row)."
     ),
 }
 
@@ -1485,6 +1492,7 @@ class _Cell:
     colours: dict[str, str]
     markers: dict[str, str]
     costs: _Costs
+    wise: pd.DataFrame  # bench.reporting.wise.summarise_curves of the pair's +wise runs
 
     @property
     def where(self) -> str:
@@ -1529,7 +1537,18 @@ def _cell_data(
         colours=colours,
         markers=markers,
         costs=costs,
+        wise=_wise_summary(table, lookup),
     )
+
+
+def _wise_summary(table: pd.DataFrame, lookup: _RunDirLookup) -> pd.DataFrame:
+    """Per-alpha summary of the pair's ``<method>+wise`` runs that have ``wise_curve.csv``."""
+    from bench.reporting.wise import read_curves, summarise_curves
+
+    rows = table[table["method"].str.endswith("+wise") & table["run_dir"].notna()]
+    found = (lookup.find(d) for d in sorted(rows["run_dir"].unique()))
+    run_dirs = [d for d in found if d is not None and (d / "wise_curve.csv").is_file()]
+    return summarise_curves(read_curves(run_dirs))
 
 
 # Each drawer returns the figure and the caption's specifics, or None when its data are
@@ -1734,6 +1753,25 @@ def _draw_seed_variance(cell: _Cell) -> _Drawn:
     )
 
 
+def _draw_wise_ft(cell: _Cell) -> _Drawn:
+    from bench.reporting.wise import plot_wise_curve
+
+    if cell.wise.empty:
+        return None
+    fig = plot_wise_curve(cell.wise, cell.colours, f"{cell.where}: WiSE-FT")
+    if fig is None:
+        _warn(f"{cell.where}: wise_ft skipped: the curves have no id and shift accuracies")
+        return None
+    methods = sorted(cell.wise["method"].unique())
+    alphas = sorted(cell.wise["alpha"].unique())
+    return fig, (
+        f"id split `{cell.id_split}`, shift = mean over {_split_list(cell.shift_splits)}; "
+        f"alphas {', '.join(f'{a:g}' for a in alphas)}; methods {_names(methods)}; "
+        f"seeds per method: {int(cell.wise['seeds'].max())}. Per-alpha numbers: "
+        "results/leaderboard/wise_ft.md."
+    )
+
+
 # Every figure's drawer, in the order of FIGURE_DESCRIPTIONS (the order of index.md).
 _DRAWERS = {
     "reliability": _draw_reliability,
@@ -1745,6 +1783,7 @@ _DRAWERS = {
     "base_to_new": _draw_base_to_new,
     "cost_quality": _draw_cost_quality,
     "seed_variance": _draw_seed_variance,
+    "wise_ft": _draw_wise_ft,
 }
 
 

@@ -62,3 +62,18 @@ rule claims:
         "results/logs/claims/claims.log",
     script:
         "../scripts/claims.py"
+
+
+# WiSE-FT's per-alpha table (grids that list <method>+wise): every run's wise_curve.csv.
+rule wise_ft_table:
+    input:
+        curves=[f"{d}/wise_curve.csv" for d in wise_run_dirs()],
+    output:
+        markdown="results/leaderboard/wise_ft.md",
+        csv="results/leaderboard/wise_ft.csv",
+    params:
+        run_dirs=wise_run_dirs(),
+    log:
+        "results/logs/wise_ft_table/wise_ft_table.log",
+    script:
+        "../scripts/wise_ft_table.py"

@@ -83,7 +83,22 @@ wildcard_constraints:
 
 # --- input functions -------------------------------------------------------------------
 
-from bench.methods import method_metadata, split_method_name  # noqa: E402
+from bench.methods import list_modifiers, method_metadata, split_method_name, weights_stem  # noqa: E402
+from bench.methods import MODIFIERS  # noqa: E402
+
+# Base methods whose fit jobs keep their weights (the grid lists <method>+wise), and the
+# method wildcard of the plain fit rule, which leaves them to rule fit_keeping_weights.
+# (The lookahead stops at the "/" that follows the method in the path.)
+WISE_BASES = sorted(
+    {weights_stem(m).split("+")[0] for m in GRID.config["methods"] if "+" in weights_stem(m)}
+)
+FIT_WITHOUT_WEIGHTS = (
+    f"(?!(?:{_alternatives(WISE_BASES)})/)[a-z0-9_]+" if WISE_BASES else r"[a-z0-9_]+"
+)
+_PREDICTION_MODIFIER = _alternatives(
+    m for m in list_modifiers() if MODIFIERS.metadata(m)["acts_on"] == "predictions"
+)
+PREDICTION_MODIFIERS = f"(?:{_PREDICTION_MODIFIER})(?:\\+(?:{_PREDICTION_MODIFIER}))*"
 
 
 def run_dir(task, backbone, method, seed):
@@ -151,9 +166,19 @@ def fit_features_arg(wildcards, input):
     return f"--features {input.features}" if "features" in input.keys() else ""
 
 
+def fit_save_weights_arg(wildcards, output):
+    return f"--save-weights {output.weights}" if "weights" in output.keys() else ""
+
+
 def cell_hash(wildcards):
     """Changes exactly when the cell's result may change (Snakemake reruns on params)."""
     return GRID.cell_hash(Cell(wildcards.task, wildcards.backbone, wildcards.method, int(wildcards.seed)))
+
+
+def wise_cell_hash(wildcards):
+    """The WiSE-FT cell's hash (its base's settings and the grid's wise_ft block)."""
+    cell = Cell(wildcards.task, wildcards.backbone, f"{wildcards.base}+wise", int(wildcards.seed))
+    return GRID.cell_hash(cell)
 
 
 def ensemble_members(wildcards):
@@ -174,6 +199,12 @@ def all_run_dirs():
     dirs = [run_dir(c.task, c.backbone, c.method, c.seed) for c in GRID.cells]
     dirs += [f"results/runs/{t}/{b}/{m}/ensemble" for t, b, m in GRID.ensembles()]
     return dirs
+
+
+def wise_run_dirs():
+    """Run directories of the grid's WiSE-FT jobs (each writes wise_curve.csv)."""
+    stems = {(c.task, c.backbone, weights_stem(c.method), c.seed) for c in GRID.cells}
+    return [run_dir(*stem) for stem in sorted(stems) if "+wise" in stem[2]]
 
 
 def all_metrics():
@@ -222,10 +253,12 @@ def run_input_dir(wildcards, input):
 def all_reports():
     """Every table and figure: what `snakemake reports` rebuilds from stored predictions."""
     figures = [f"paper_figures/{t}/{b}" for t, b in GRID.task_backbones()]
+    wise = ["results/leaderboard/wise_ft.md"] if wise_run_dirs() else []
     return [
         "results/leaderboard/leaderboard.md",
         "results/leaderboard/index.html",
         "results/leaderboard/claims.md",
+        *wise,
         *figures,
     ]
 

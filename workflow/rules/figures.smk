@@ -36,5 +36,6 @@ localrules:
     aggregate,
     leaderboards,
     claims,
+    wise_ft_table,
     figures,
     reports,
