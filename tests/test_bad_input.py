@@ -162,6 +162,36 @@ DAG_CASES = [
         "tiny_cnn.random is convolutional",
     ),
     (
+        "wise-without-zero-shot-head",
+        lambda c: (
+            c.update(methods=["full_ft", "full_ft+wise"]),
+            c["tasks"]["fmnist"].update(backbones=["clip_tiny.random"]),
+        ),
+        "config error: tasks.fmnist: full_ft+wise interpolates with the zero-shot head, but "
+        "full_ft's head_init is 'random'; set hparams.full_ft.head_init: zero_shot",
+    ),
+    (
+        "wise-on-a-method-without-weights",
+        lambda c: (
+            c.update(methods=["linear_probe+wise"]),
+            c["tasks"]["fmnist"].update(backbones=["clip_tiny.random"]),
+        ),
+        "config error: methods[0]: method 'linear_probe+wise': +wise interpolates fine-tuned "
+        "CLIP weights, which linear_probe does not produce; valid methods: carot, flyp, full_ft",
+    ),
+    (
+        "wise-after-a-prediction-modifier",
+        lambda c: c.update(methods=["flyp+ts+wise"]),
+        "config error: methods[0]: method 'flyp+ts+wise': +wise acts on the fine-tuned "
+        "weights, so it must come right after the method (flyp+wise+...)",
+    ),
+    (
+        "zero-shot-head-without-text-tower",
+        lambda c: c["tasks"]["fmnist"]["hparams"].update(full_ft={"head_init": "zero_shot"}),
+        "config error: tasks.fmnist: full_ft's head_init 'zero_shot' needs a vision-language "
+        "backbone but tiny_cnn.random has no text tower; use head_init random for this task",
+    ),
+    (
         "negative-checkpoint-interval",
         lambda c: c["runtime"].update(checkpoint_every=-1),
         "config error: runtime.checkpoint_every: -1 is less than the minimum of 0",

@@ -99,7 +99,7 @@ FIGURES = {
 }  # fmt: skip
 ALL_FIGURES = [
     "reliability", "risk_coverage", "shift_severity", "shift_splits", "ood_roc", "ece_vs_acc",
-    "base_to_new", "cost_quality", "seed_variance",
+    "base_to_new", "cost_quality", "seed_variance", "wise_ft",
 ]  # fmt: skip
 
 

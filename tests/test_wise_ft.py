@@ -241,3 +241,11 @@ def test_wise_table_averages_shift_splits_then_seeds(tmp_path):
     assert "## imagenet · clip_tiny.random · flyp+wise" in text
     assert "| 1 | 60.0 ± 14.1 | 70.0 ± 14.1 | 30.0 ± 14.1 |" in text
     assert "| 0.300 ± 0.141 | 1/2 |" in text  # NLL in nats, not percent
+
+
+def test_no_wise_runs_give_an_empty_table():
+    from bench.reporting.wise import read_curves, render_markdown, summarise_curves
+
+    summary = summarise_curves(read_curves([]))
+    assert summary.empty
+    assert "No `<method>+wise` run in this grid." in render_markdown(summary)

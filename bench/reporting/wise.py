@@ -67,6 +67,8 @@ def summarise_curves(curves: pd.DataFrame) -> pd.DataFrame:
     Also ``chosen``: how many seeds chose this α on validation, and ``seeds``.
     """
     keys = ["task", "backbone", "method", "seed", "alpha"]
+    if curves.empty:
+        return pd.DataFrame(columns=["task", "backbone", "method", "alpha", "chosen", "seeds"])
     # A run's shift value is its mean over shift splits; id and val have one split each.
     per_run = curves.groupby([*keys, "kind", "metric"], sort=True)["value"].mean().reset_index()
     wanted = per_run.set_index(["kind", "metric"]).index.isin(list(SUMMARY_COLUMNS))
