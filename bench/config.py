@@ -89,11 +89,12 @@ class Grid:
     def runs(self, cell: Cell) -> bool:
         """Whether the grid runs ``cell``.
 
-        True for its cells and for the base method of a post-hoc one (``full_ft`` is
-        fitted for ``full_ft+ts`` even when not listed).
+        True for its cells and for what a derived one is made from: the base method
+        (``full_ft`` is fitted for ``full_ft+ts`` even when not listed) and the WiSE-FT
+        run a ``+wise+ts`` cell rescales (``flyp+wise`` for ``flyp+wise+ts``).
         """
         return cell in self.cells or any(
-            c.base_method == cell.method
+            cell.method in (c.base_method, weights_stem(c.method))
             and (c.task, c.backbone, c.seed) == (cell.task, cell.backbone, cell.seed)
             for c in self.cells
         )

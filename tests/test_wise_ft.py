@@ -249,3 +249,15 @@ def test_no_wise_runs_give_an_empty_table():
     summary = summarise_curves(read_curves([]))
     assert summary.empty
     assert "No `<method>+wise` run in this grid." in render_markdown(summary)
+
+
+def test_a_wise_run_that_only_ts_follows_is_still_in_the_grid(shared_data):
+    from bench.config import Cell
+
+    config = _vl_config(["flyp+wise+ts"])
+    grid = load_grid({**config, "data": {"root": str(shared_data)}})
+    backbone = "devise_lite0_minilm.imagenet"
+    assert grid.runs(Cell("fmnist", backbone, "flyp+wise", 0))
+    assert grid.runs(Cell("fmnist", backbone, "flyp", 0))
+    assert grid.keeps_weights("flyp")
+    assert not grid.runs(Cell("fmnist", backbone, "carot+wise", 0))
