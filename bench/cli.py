@@ -55,7 +55,12 @@ def _build_task(grid: Grid, task: str):
     from bench.tasks import SizeLimits, create_task
 
     block = grid.config["tasks"].get(task, {"limits": {}, "options": {}})
-    return create_task(task, grid.data_paths(), SizeLimits(**block["limits"]), **block["options"])
+    return create_task(
+        grid.registered_task(task),
+        grid.data_paths(),
+        SizeLimits(**block["limits"]),
+        **block["options"],
+    )
 
 
 def _build_backbone(grid: Grid, name: str):
@@ -111,7 +116,15 @@ def cmd_features(args) -> int:
     engine = _engine(grid, args.threads)
     task = _build_task(grid, args.task)
     backbone = _build_backbone(grid, args.backbone)
-    features = compute_features(task, backbone, engine, seeds=grid.config["seeds"])
+    extras = grid.feature_extras(args.task)
+    features = compute_features(
+        task,
+        backbone,
+        engine,
+        seeds=grid.config["seeds"],
+        train_views=extras.get("train_views", 0),
+        prototypes=extras.get("prototypes", False),
+    )
     save_features(
         args.out,
         features,
@@ -385,15 +398,19 @@ def _data_context(args) -> tuple:
     """Data paths and every configured task's options, from ``--root`` or ``--config``.
 
     Returns:
-        ``(DataPaths, {task: options})``; with ``--root`` no task has options.
+        ``(DataPaths, {grid task: (registered task, options)})``; with ``--root`` there
+        are no configured tasks.
     """
     from bench.tasks import DataPaths
 
     if args.root:
         return DataPaths(root=Path(args.root).expanduser()), {}
     grid = load_grid_file(args.config, log=_log)
-    options = {task: dict(block["options"]) for task, block in grid.config["tasks"].items()}
-    return grid.data_paths(), options
+    configured = {
+        task: (grid.registered_task(task), dict(block["options"]))
+        for task, block in grid.config["tasks"].items()
+    }
+    return grid.data_paths(), configured
 
 
 def cmd_data(args) -> int:
@@ -407,21 +424,21 @@ def cmd_data(args) -> int:
         for name in list_tasks(args.pattern):
             meta = task_metadata(name)
             print(f"{name} ({meta['modality']}): {meta['description']}")
-            for entry in task_manifest(name, paths, **configured.get(name, {})):
+            for entry in task_manifest(name, paths, **configured.get(name, (name, {}))[1]):
                 count = "" if entry.expected is None else f"  [{entry.expected} {entry.what}]"
                 print(f"    {entry.path}{count}")
         return 0
-    if args.task not in list_tasks():
-        raise ConfigError(f"unknown task {args.task!r}; valid tasks: {', '.join(list_tasks())}")
     paths, configured = _data_context(args)
-    options = configured.get(args.task, {})
+    task, options = configured.get(args.task, (args.task, {}))
+    if task not in list_tasks():
+        raise ConfigError(f"unknown task {args.task!r}; valid tasks: {', '.join(list_tasks())}")
     for item in args.option or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--option {item!r}: expected KEY=VALUE (YAML value)")
         options[key] = yaml.safe_load(value)
     try:
-        entries = task_manifest(args.task, paths, **options)
+        entries = task_manifest(task, paths, **options)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"task {args.task!r}: {error}") from error
     checks = check_manifest(entries)

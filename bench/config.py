@@ -102,11 +102,19 @@ class Grid:
     def data_paths(self) -> DataPaths:
         return DataPaths.from_config(self.config["data"])
 
+    def registered_task(self, task: str) -> str:
+        """The registered task a grid task runs (see :func:`registered_task`)."""
+        return registered_task(self.config, task)
+
     def _input_settings(self, task: str, backbone: str) -> dict[str, Any]:
         """The data, backbone and runtime settings of a (task, backbone) pair."""
         task_cfg = self.config["tasks"][task]
+        # Only a renamed task records its registered name, so existing grids keep their hashes.
+        registered = task_cfg.get("task", task)
+        renamed = {} if registered == task else {"registered_task": registered}
         return {
             "task": task,
+            **renamed,
             "task_options": task_cfg["options"],
             "limits": task_cfg["limits"],
             "backbone": backbone,
@@ -138,9 +146,32 @@ class Grid:
 
         The seeds are left out: they matter only for few-shot pools, which
         :func:`bench.stamps.features_record` checks against the cache's own list, so
-        adding a seed to a full-data grid recomputes nothing.
+        adding a seed to a full-data grid recomputes nothing. The optional parts
+        (:meth:`feature_extras`) appear only when asked for, so a grid without adapters
+        keeps its hashes.
         """
-        return self._input_settings(task, backbone)
+        return {**self._input_settings(task, backbone), **self.feature_extras(task)}
+
+    def feature_extras(self, task: str) -> dict[str, Any]:
+        """What the task's cache must hold beyond features for the grid's methods.
+
+        ``train_views``: the most augmented training views any frozen-feature method
+        asks for (its ``train_views`` hyperparameter); ``prototypes``: whether one uses
+        the zero-shot class embeddings (registry flag ``uses_prototypes``).
+        """
+        views, prototypes = 0, False
+        for method in sorted({split_method_name(m)[0] for m in self.config["methods"]}):
+            meta = method_metadata(method)
+            if not meta["uses_features"]:
+                continue
+            prototypes = prototypes or meta["uses_prototypes"]
+            views = max(views, int(self.method_hparams(task, method).get("train_views") or 0))
+        extras: dict[str, Any] = {}
+        if views:
+            extras["train_views"] = views
+        if prototypes:
+            extras["prototypes"] = True
+        return extras
 
     def features_hash(self, task: str, backbone: str) -> str:
         """Short hash of :meth:`features_settings`, recorded in the cache."""
@@ -163,6 +194,17 @@ class Grid:
         merged.update({k: v for k, v in task_hparams.get("*", {}).items() if k in defaults})
         merged.update(task_hparams.get(method, {}))
         return merged
+
+
+def registered_task(config: dict[str, Any], task: str) -> str:
+    """The registered task that grid task ``task`` runs: its ``task`` key, else its name.
+
+    A grid may name a task entry itself (``fmnist_4shot: {task: fmnist, options: {shots:
+    4}}``) to run one registered task with several option sets; paths, tables and
+    figures use the grid's name, the builders the registered one.
+    """
+    block = config["tasks"].get(task) or {}
+    return block.get("task") or task
 
 
 def config_hash(obj: Any) -> str:
@@ -242,11 +284,18 @@ def _check_names(config: dict[str, Any]) -> None:
         except (UnknownNameError, ValueError) as error:
             raise ConfigError(f"methods[{j}]: {error}") from None
     for task, block in config["tasks"].items():
-        if task not in list_tasks():
+        registered = registered_task(config, task)
+        if "task" in block and registered not in list_tasks():
             raise ConfigError(
-                f"tasks.{task}: unknown task; valid choices: {', '.join(list_tasks())}"
+                f"tasks.{task}.task: unknown task {registered!r}; valid choices: "
+                f"{', '.join(list_tasks())}"
             )
-        modality = task_metadata(task)["modality"]
+        if registered not in list_tasks():
+            raise ConfigError(
+                f"tasks.{task}: unknown task; valid choices: {', '.join(list_tasks())} (a name "
+                f"of the grid's own needs the registered task it runs: tasks.{task}.task)"
+            )
+        modality = task_metadata(registered)["modality"]
         for i, backbone in enumerate(block["backbones"]):
             try:
                 meta = backbone_metadata(backbone)
@@ -357,8 +406,9 @@ def _check_uap_options(config: dict[str, Any], paths: DataPaths, merged_hparams:
             continue
         where = f"tasks.{task}: {method}'s context_source {source!r}"
         fix = "use augment (strong augmentations of the training inputs) or another task"
+        own = registered_task(config, task)
         if source == "task":
-            if not task_has_context(task, **block["options"]):
+            if not task_has_context(own, **block["options"]):
                 raise ConfigError(f"{where}: {task} has no context set; {fix}")
             continue
         if source not in list_tasks():
@@ -366,9 +416,9 @@ def _check_uap_options(config: dict[str, Any], paths: DataPaths, merged_hparams:
                 f"{where} is neither {', '.join(CONTEXT_KEYWORDS)} nor a registered task; "
                 f"valid tasks: {', '.join(list_tasks())}"
             )
-        if source == task:
+        if source in (task, own):
             raise ConfigError(f"{where}: the training data cannot be its own context; {fix}")
-        other, modality = task_metadata(source)["modality"], task_metadata(task)["modality"]
+        other, modality = task_metadata(source)["modality"], task_metadata(own)["modality"]
         if other != modality:
             raise ConfigError(f"{where} is a {other} task but {task} is {modality}; {fix}")
         options = config["tasks"].get(source, {}).get("options", {})
@@ -463,7 +513,7 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
     skipped = {}
     for task, block in config["tasks"].items():
         try:
-            missing = missing_task_files(task, paths, **block["options"])
+            missing = missing_task_files(registered_task(config, task), paths, **block["options"])
         except (TypeError, ValueError) as error:
             raise ConfigError(f"tasks.{task}.options: {error}") from None
         if missing:

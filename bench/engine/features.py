@@ -7,6 +7,22 @@ float32, ``{split}/labels`` int64, ``__splits__`` and ``__classnames__`` as in
 predictions.npz, ``__backbone__`` the backbone name, ``__templates__`` the task's
 prompt templates (so zero-shot heads need not rebuild the task).
 
+Two optional parts serve the few-shot adapters (CLAP, BayesAdapter, Tip-Adapter, ...),
+which then need no encoder pass of their own:
+
+* ``train/views`` ``[V, N, D]``: ``V`` augmented views of every training image, encoded
+  with the backbone's training transform (random resized crops of 50-100% of the area
+  and flips for image files, flips for in-memory images), each view seeded, as the
+  adapters' papers cache them (Tip-Adapter 10 views, CLAP 20);
+* ``__prototypes__`` ``[C, D]``: the zero-shot class embeddings of a vision-language
+  backbone, prompt-ensembled over the task's templates as CLIP does (the normalised
+  mean of normalised text embeddings); ``__prototypes_raw__`` ``[C, D]``: the plain
+  mean of the unnormalised text embeddings, CLAP's anchor (its penalty's scale depends
+  on their norm); ``__logit_scale__``: the backbone's ``exp(logit_scale)``.
+
+The grid asks for them (:meth:`bench.config.Grid.features_settings`) only when one of
+its methods uses them, so other caches and their hashes are unchanged.
+
 Few-shot tasks draw their training and validation examples per training seed
 (:class:`bench.tasks.base.FewShot`). Their cache encodes only the union of the draws of
 the grid's seeds (16 shots x 1000 classes x 3 seeds instead of all of ImageNet) and
@@ -17,6 +33,7 @@ adds ``{split}/pool_index`` (the rows' positions in the full pool), ``{split}/po
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -37,6 +54,8 @@ class FeatureSplit:
         labels: ``[N]`` int64.
         pool_index: For few-shot pools, each row's position in the full pool.
         pool_labels: For few-shot pools, the labels of the full pool.
+        views: ``[V, N, D]`` float32 features of ``V`` augmented views of each row
+            (training split only, when the grid asks for them).
     """
 
     info: SplitInfo
@@ -44,6 +63,7 @@ class FeatureSplit:
     labels: np.ndarray
     pool_index: np.ndarray | None = None
     pool_labels: np.ndarray | None = None
+    views: np.ndarray | None = None
 
 
 @dataclass
@@ -56,6 +76,7 @@ class FeatureSet:
     task: str = ""
     few_shot: FewShot | None = None
     templates: list[str] = field(default_factory=list)
+    prototypes: ClassPrototypes | None = None
 
     def eval_splits(self) -> list[str]:
         return [n for n, s in self.splits.items() if s.info.kind != "train"]
@@ -80,12 +101,106 @@ class FeatureSet:
                     f"seed {seed}; it was computed for other seeds: delete it and rerun the "
                     "features job with this seed in the grid"
                 )
-            splits[name] = FeatureSplit(split.info, split.features[rows], split.labels[rows])
-        return FeatureSet(self.backbone, self.classnames, splits, self.task, None, self.templates)
+            views = None if split.views is None else split.views[:, rows]
+            splits[name] = FeatureSplit(
+                split.info, split.features[rows], split.labels[rows], views=views
+            )
+        return dataclasses.replace(self, splits=splits, few_shot=None)
+
+
+#: Area range of the random crops of the augmented training views (Tip-Adapter's).
+VIEW_CROP_SCALE = (0.5, 1.0)
+
+
+def encode_views(backbone, split, engine, views: int, task: str) -> np.ndarray:
+    """``[V, N, D]`` frozen features of ``views`` augmented passes over a split.
+
+    View ``v`` is augmented with seeds derived from ``(task, v)`` only, so the cache is
+    the same on every machine and for every grid that asks for as many views.
+    """
+    import torch
+
+    from bench.data.sampling import derive_seed
+    from bench.engine.loop import index_batches, prepared_batches
+
+    backbone.eval()
+    out = []
+    batches = list(index_batches(len(split), engine.eval_batch_size, False, None))
+    transform = backbone.image_transform(True)
+    if hasattr(transform, "scale"):
+        transform = dataclasses.replace(transform, scale=VIEW_CROP_SCALE)
+    encoder = _ViewEncoder(backbone, transform)
+    for view in range(views):
+        view_seed = derive_seed(0, task, "view", view)
+        torch.manual_seed(view_seed)  # in-memory images: flips drawn from torch's generator
+        seeds = [derive_seed(view_seed, b) for b in range(len(batches))]
+        parts = []
+        with torch.no_grad():
+            for _, batch in prepared_batches(encoder, split.inputs, batches, True, engine, seeds):
+                with engine.autocast():
+                    parts.append(backbone(batch).float().cpu())
+        out.append(torch.cat(parts).numpy())
+    return np.stack(out).astype(np.float32)
+
+
+class _ViewEncoder:
+    """The backbone as :func:`prepared_batches` sees it, with the views' crop range."""
+
+    def __init__(self, backbone, transform):
+        self._backbone, self._transform = backbone, transform
+
+    def image_transform(self, train: bool):
+        return self._transform if train else self._backbone.image_transform(False)
+
+    def prepare(self, raw, train: bool = False):
+        return self._backbone.prepare(raw, train=train)
+
+
+@dataclass
+class ClassPrototypes:
+    """Zero-shot class embeddings of a vision-language backbone (see module docstring).
+
+    Attributes:
+        normalized: ``[C, D]`` CLIP's prompt ensemble (unit norm).
+        raw_mean: ``[C, D]`` mean of the unnormalised text embeddings over templates.
+        logit_scale: ``exp(logit_scale)`` of the backbone (100 for OpenAI CLIP).
+    """
+
+    normalized: np.ndarray
+    raw_mean: np.ndarray
+    logit_scale: float
+
+
+def class_prototypes(backbone, classnames: list[str], templates: list[str], engine):
+    """The :class:`ClassPrototypes` of ``classnames`` (one text batch per class)."""
+    import torch
+
+    from bench.backbones.base import to_device
+
+    backbone.eval()
+    normalized, raw = [], []
+    device = backbone.logit_scale.device
+    with torch.no_grad():
+        for name in classnames:
+            tokens = to_device(backbone.tokenize([t.format(name) for t in templates]), device)
+            with engine.autocast():
+                embeddings = backbone.encode_text(tokens).float()
+            raw.append(embeddings.mean(0))
+            unit = torch.nn.functional.normalize(embeddings, dim=-1).mean(0)
+            normalized.append(torch.nn.functional.normalize(unit, dim=-1))
+        scale = float(backbone.logit_scale.detach().float().exp())
+    return ClassPrototypes(
+        torch.stack(normalized).cpu().numpy(), torch.stack(raw).cpu().numpy(), scale
+    )
 
 
 def compute_features(
-    task: TaskData, backbone, engine, seeds: list[int] | tuple[int, ...] = (0,)
+    task: TaskData,
+    backbone,
+    engine,
+    seeds: list[int] | tuple[int, ...] = (0,),
+    train_views: int = 0,
+    prototypes: bool = False,
 ) -> FeatureSet:
     """Runs the frozen backbone over every split of ``task``.
 
@@ -95,6 +210,13 @@ def compute_features(
         engine: Device settings.
         seeds: Training seeds whose few-shot draws the cache must cover (ignored for
             tasks without ``few_shot``).
+        train_views: Augmented views of the training split to encode as well (0: none).
+        prototypes: Also store the zero-shot class embeddings (vision-language
+            backbones; the task's templates).
+
+    Raises:
+        ValueError: ``prototypes`` for a backbone without a text tower, or a task without
+            prompt templates.
     """
     from bench.engine.loop import extract_features
     from bench.tasks.base import Split
@@ -110,9 +232,27 @@ def compute_features(
             split = Split(split.info, take(split.inputs, pool_index), pool_labels[pool_index])
         engine.log(f"features: {name} ({len(split)} examples)")
         feats = extract_features(backbone, split, engine)
+        views = None
+        if name == "train" and train_views > 0:
+            engine.log(f"features: {train_views} augmented views of train")
+            views = encode_views(backbone, split, engine, train_views, task.name)
         splits[name] = FeatureSplit(
-            split.info, feats.astype(np.float32), np.asarray(split.labels), pool_index, pool_labels
+            split.info,
+            feats.astype(np.float32),
+            np.asarray(split.labels),
+            pool_index,
+            pool_labels,
+            views,
         )
+    class_embeddings = None
+    if prototypes:
+        if not hasattr(backbone, "encode_text") or not task.templates:
+            raise ValueError(
+                f"features of {task.name}/{backbone.name}: zero-shot class prototypes need a "
+                "vision-language backbone and a task with prompt templates"
+            )
+        engine.log(f"features: zero-shot prototypes of {len(task.classnames)} classes")
+        class_embeddings = class_prototypes(backbone, task.classnames, task.templates, engine)
     return FeatureSet(
         backbone=backbone.name,
         classnames=list(task.classnames),
@@ -120,6 +260,7 @@ def compute_features(
         task=task.name,
         few_shot=task.few_shot,
         templates=list(task.templates),
+        prototypes=class_embeddings,
     )
 
 
@@ -154,7 +295,13 @@ def save_features(
         if split.pool_index is not None:
             arrays[f"{name}/pool_index"] = split.pool_index.astype(np.int64)
             arrays[f"{name}/pool_labels"] = split.pool_labels.astype(np.int64)
+        if split.views is not None:
+            arrays[f"{name}/views"] = split.views.astype(np.float32)
         infos[name] = asdict(split.info)
+    if features.prototypes is not None:
+        arrays["__prototypes__"] = features.prototypes.normalized.astype(np.float32)
+        arrays["__prototypes_raw__"] = features.prototypes.raw_mean.astype(np.float32)
+        arrays["__logit_scale__"] = np.array(features.prototypes.logit_scale)
     arrays["__splits__"] = np.array(json.dumps(infos))
     if config_hash is not None:
         arrays["__config_hash__"] = np.array(config_hash)
@@ -179,6 +326,7 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
                 data[f"{name}/labels"],
                 data[f"{name}/pool_index"] if pool else None,
                 data[f"{name}/pool_labels"] if pool else None,
+                data[f"{name}/views"] if f"{name}/views" in data else None,
             )
         few_shot = json.loads(str(data["__few_shot__"])) if "__few_shot__" in data else None
         return FeatureSet(
@@ -188,4 +336,11 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
             task=str(data["__task__"]) if "__task__" in data else "",
             few_shot=None if few_shot is None else FewShot(**few_shot),
             templates=json.loads(str(data["__templates__"])) if "__templates__" in data else [],
+            prototypes=ClassPrototypes(
+                data["__prototypes__"],
+                data["__prototypes_raw__"],
+                float(data["__logit_scale__"]),
+            )
+            if "__prototypes__" in data
+            else None,
         )

@@ -9,7 +9,9 @@ Like the backbones, methods are registered in this torch-free table pointing at
 * ``open_vocabulary``: the method can predict classes named only at test time (the
   *new* classes of base-to-new transfer); the others never see those splits;
 * ``interpolable``: the method fine-tunes a CLIP image classifier whose weights WiSE-FT
-  can interpolate with the zero-shot model (``<method>+wise``).
+  can interpolate with the zero-shot model (``<method>+wise``);
+* ``uses_prototypes``: the method reads the zero-shot class embeddings stored in the
+  feature cache (the few-shot adapters), so the features job computes them.
 
 *Modifiers* follow a method's name: ``<method>+<modifier>``. Those that act on
 ``predictions`` (``+ts``) apply to any method's saved predictions; the one that acts on
@@ -43,6 +45,7 @@ def register_method(
     vision_language: bool = False,
     open_vocabulary: bool = False,
     interpolable: bool = False,
+    uses_prototypes: bool = False,
 ) -> None:
     """Registers a method class given as ``"module:Class"`` (see module docstring)."""
     METHODS.register(
@@ -53,6 +56,7 @@ def register_method(
         vision_language=vision_language,
         open_vocabulary=open_vocabulary,
         interpolable=interpolable,
+        uses_prototypes=uses_prototypes,
     )(target)
 
 
@@ -211,6 +215,51 @@ register_method(
     vision_language=True,
     open_vocabulary=True,
     interpolable=True,
+)
+register_method(
+    "clap",
+    "bench.methods.clap:CLAP",
+    description="zero-shot-initialised class prototypes with CLAP's class-adaptive L2 penalty",
+    uses_features=True,
+    uses_backbone=False,
+    vision_language=True,
+    uses_prototypes=True,
+)
+register_method(
+    "bayes_adapter",
+    "bench.methods.bayes_adapter:BayesAdapter",
+    description="Gaussian posterior over class prototypes, prior at zero-shot; MC predictions",
+    uses_features=True,
+    uses_backbone=False,
+    vision_language=True,
+    uses_prototypes=True,
+)
+register_method(
+    "clip_adapter",
+    "bench.methods.clip_adapter:CLIPAdapter",
+    description="residual bottleneck MLP on image embeddings, zero-shot text classifier",
+    uses_features=True,
+    uses_backbone=False,
+    vision_language=True,
+    uses_prototypes=True,
+)
+register_method(
+    "tip_adapter",
+    "bench.methods.tip_adapter:TipAdapter",
+    description="training-free key-value cache of support features + zero-shot head",
+    uses_features=True,
+    uses_backbone=False,
+    vision_language=True,
+    uses_prototypes=True,
+)
+register_method(
+    "tip_adapter_f",
+    "bench.methods.tip_adapter:TipAdapterF",
+    description="Tip-Adapter with the cache keys fine-tuned",
+    uses_features=True,
+    uses_backbone=False,
+    vision_language=True,
+    uses_prototypes=True,
 )
 register_modifier(
     "ts",

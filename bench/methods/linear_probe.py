@@ -1,7 +1,16 @@
 """Linear probe: multinomial logistic regression on frozen features.
 
-The L2 strength is chosen on the validation split from a small grid, as in the
-CLIP paper's linear-probe protocol (Radford et al., 2021, which sweeps sklearn's C).
+The L2 strength is chosen on the validation split, as in the CLIP paper's linear-probe
+protocol (Radford et al., 2021, which sweeps sklearn's C). Two searches:
+
+* ``search: grid`` (default): the penalties of ``l2_grid`` on the mean loss;
+* ``search: coop``: the search of CoOp's ``lpclip/linear_probe.py``, the few-shot
+  literature's CLIP linear probe. In sklearn's terms the objective is
+  ``C * sum_i CE_i + ||W||^2 / 2`` (bias unpenalised), i.e. the mean loss plus
+  ``||W||^2 / (2 C N)`` on the raw features' weights; C is tried at 1e6, 1e4, ..., 1e-6
+  (the first of equals kept), then 8 halvings of the interval [C*/10, 10 C*] in log
+  space, each keeping the more accurate end (the smaller C on ties). That is 23 fits.
+
 Features are centred and divided by one global scale (the mean per-dimension std) for
 conditioning, and that affine map is folded back into the weights, so the head applies
 to raw backbone features (LP-FT starts fine-tuning from it). A single scale, not a
@@ -33,20 +42,30 @@ class LinearProbeHparams:
         l2_grid: Candidate L2 penalties (on the mean loss); the best validation
             accuracy wins, ties going to the stronger penalty.
         max_iter: L-BFGS iterations per fit (full batch).
+        search: ``grid`` (``l2_grid``) or ``coop`` (CoOp's search over sklearn's C; see
+            the module docstring).
     """
 
     l2_grid: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])
     max_iter: int = 200
+    search: str = "grid"
 
 
 def fit_logistic_regression(
-    features: np.ndarray, labels: np.ndarray, num_classes: int, l2: float, max_iter: int = 200
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    l2: float,
+    max_iter: int = 200,
+    penalize_raw: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fits ``softmax(x W^T + b)`` by full-batch L-BFGS on rescaled features.
 
     Minimises ``mean_i CE(z_i, y_i) + l2 * ||W_z||^2`` with ``z = (x - mean) / s`` and
     ``s`` the mean per-dimension std (one scalar); the returned ``(W, b)`` act on the
-    raw features.
+    raw features. With ``penalize_raw`` the penalty is ``l2 * ||W||^2`` on those raw
+    weights instead (sklearn's and CoOp's objective; the rescaling then only conditions
+    the solve).
 
     Returns:
         ``W [C, D]`` and ``b [C]`` as float32 arrays.
@@ -55,6 +74,8 @@ def fit_logistic_regression(
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     mean, std = x.mean(0), x.std(0).mean().clamp_min(1e-6)
     z = (x - mean) / std
+    if penalize_raw:  # W = W_z / s, so ||W||^2 = ||W_z||^2 / s^2
+        l2 = l2 / float(std) ** 2
     weight = torch.zeros(num_classes, x.shape[1], dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS(
@@ -74,13 +95,60 @@ def fit_logistic_regression(
     return raw_weight.float().numpy(), raw_bias.float().numpy()
 
 
+def coop_search(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    num_classes: int,
+    max_iter: int,
+) -> tuple[float, np.ndarray, np.ndarray, dict]:
+    """CoOp's search of sklearn's C by validation accuracy (see module docstring).
+
+    Returns:
+        ``(C, W, b, {C: val accuracy})`` of the model the search ends on.
+    """
+    n = len(train_y)
+    fits: dict[float, tuple[float, np.ndarray, np.ndarray]] = {}
+
+    def fit(c: float):
+        if c not in fits:
+            weight, bias = fit_logistic_regression(
+                train_x, train_y, num_classes, 1 / (2 * c * n), max_iter, penalize_raw=True
+            )
+            accuracy = float(((val_x @ weight.T + bias).argmax(1) == val_y).mean())
+            fits[c] = (accuracy, weight, bias)
+        return fits[c]
+
+    starts = [1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6]
+    best = max(starts, key=lambda c: (fit(c)[0], -starts.index(c)))
+    left, right = best / 10, best * 10
+    chosen = best
+    for _ in range(8):
+        middle = float(np.sqrt(left * right))
+        if fit(right)[0] > fit(left)[0]:
+            chosen, left = right, middle
+        else:
+            chosen, right = left, middle
+    accuracy, weight, bias = fit(chosen)
+    return chosen, weight, bias, {f"{c:.6g}": fits[c][0] for c in sorted(fits)}
+
+
 def select_and_fit(
     ctx: FitContext, hparams: LinearProbeHparams
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Sweeps ``l2_grid`` on the validation split and returns the best head."""
+    """Searches the penalty on the validation split and returns the best head."""
     feats = ctx.features()
     train, val = feats.splits["train"], feats.splits["val"]
     num_classes = len(feats.classnames)
+    if hparams.search == "coop":
+        c, weight, bias, scores = coop_search(
+            train.features, train.labels, val.features, val.labels, num_classes, hparams.max_iter
+        )
+        ctx.engine.log(f"linear probe: CoOp search over C ({len(scores)} fits); chose C={c:.4g}")
+        return weight, bias, {"C": c, "val_accuracy_by_C": scores}
+    if hparams.search != "grid":
+        raise ValueError(f"linear_probe: search must be grid or coop, got {hparams.search!r}")
     best = None
     scores = {}
     for l2 in sorted(hparams.l2_grid, reverse=True):

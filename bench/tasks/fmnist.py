@@ -4,7 +4,11 @@ Splits (``SizeLimits`` caps in brackets, all sampling seeded by ``data_seed`` on
 
 * ``train`` / ``val``: the train file's in-distribution (ID) images, split per class
   into a 90% train pool and a disjoint 10% val pool, then capped stratified
-  [``max_train``] / [``max_val``];
+  [``max_train``] / [``max_val``]. With option ``shots`` (k images per class) the two
+  parts stay uncapped and are the few-shot *pools*: each training seed draws its own k
+  training and ``min(k, 4)`` validation images per class from them
+  (:class:`bench.tasks.base.FewShot`, CoOp's protocol), the same draw for every method
+  of that seed;
 * ``test`` (id): t10k images of the ID classes, capped stratified [``max_eval``];
 * ``shift_{c}_s{k}`` (shift): corruption ``c`` at severity ``k`` of exactly the
   ``test`` images, with a seed derived from (``data_seed``, ``c``, ``k``);
@@ -30,7 +34,7 @@ from bench.data.sampling import (
     stratified_indices,
 )
 from bench.tasks import DataPaths, SizeLimits, register_task
-from bench.tasks.base import OOD_LABEL, Split, SplitInfo, TaskData
+from bench.tasks.base import OOD_LABEL, FewShot, Split, SplitInfo, TaskData
 
 NAME = "fmnist"
 
@@ -42,8 +46,12 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     # among the remaining classes (unlike shirt vs t-shirt/top), so the held-out set is
     # semantically new rather than a relabelled ID class.
     "ood_classes": ("sandal", "bag"),
+    "shots": None,
     "verify_counts": True,
 }
+
+#: Few-shot validation images per class never exceed this (CoOp: ``min(shots, 4)``).
+MAX_VAL_SHOTS = 4
 
 #: CLIP-style prompts; the images are grey 28x28 product photos.
 TEMPLATES: list[str] = [
@@ -72,6 +80,12 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
             f"task {NAME!r}: option 'ood_classes' must leave at least 2 in-distribution classes"
         )
     opts["ood_classes"] = sorted(set(names), key=CLASSNAMES.index)
+    shots = opts["shots"]
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+        raise ValueError(
+            f"task {NAME!r}: option 'shots' must be null (all of train) or a positive number "
+            f"of training images per class (the papers use 1, 2, 4, 8, 16), got {shots!r}"
+        )
     return opts
 
 
@@ -119,10 +133,12 @@ def build_fmnist(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskDa
         paths: Dataset locations (uses ``paths.fashion_mnist``).
         limits: Split size caps and the data seed.
         **options: ``ood_classes`` (class names held out, default sandal and bag);
+            ``shots`` (k-shot training drawn per seed; null trains on the capped pool);
             ``verify_counts`` (check the files against the published counts).
 
     Returns:
-        The task with uint8 ``[N, 28, 28]`` inputs.
+        The task with uint8 ``[N, 28, 28]`` inputs; with ``shots`` its ``few_shot``
+        draws each seed's training and validation images.
 
     """
     opts = _options(options)
@@ -149,12 +165,15 @@ def build_fmnist(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskDa
         splits[info.name] = Split(info, np.ascontiguousarray(inputs), labels.astype(np.int64))
 
     # Train/val: a fixed per-class partition of the train file first, then the caps, so
-    # the val images never depend on max_train and never overlap the train images.
+    # the val images never depend on max_train and never overlap the train images. A
+    # few-shot task keeps whole pools: a cap first could leave a class short of k images.
+    shots = opts["shots"]
+    max_train, max_val = (limits.max_train, limits.max_val) if shots is None else (None, None)
     id_train = np.flatnonzero(train_y != OOD_LABEL)
     tr, va = (
         id_train[part]
         for part in holdout_train_val(
-            train_y[id_train], VAL_FRACTION, limits.max_train, limits.max_val, seed, NAME
+            train_y[id_train], VAL_FRACTION, max_train, max_val, seed, NAME
         )
     )
     cause = "no in-distribution images in the train file (or a cap of 0)"
@@ -193,4 +212,5 @@ def build_fmnist(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskDa
         np.full(len(dg), OOD_LABEL, dtype=np.int64),
         "scikit-learn returned no digits (or max_eval is 0)",
     )
-    return TaskData(NAME, "vision", classnames, splits, list(TEMPLATES))
+    few_shot = None if shots is None else FewShot(shots, min(shots, MAX_VAL_SHOTS), seed)
+    return TaskData(NAME, "vision", classnames, splits, list(TEMPLATES), few_shot=few_shot)
