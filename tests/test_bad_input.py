@@ -192,6 +192,22 @@ DAG_CASES = [
         "backbone but tiny_cnn.random has no text tower; use head_init random for this task",
     ),
     (
+        "unknown-task-of-a-variant",
+        lambda c: c["tasks"].update(fmnist_4shot={**c["tasks"].pop("fmnist"), "task": "fmnsit"}),
+        "config error: tasks.fmnist_4shot.task: unknown task 'fmnsit'; valid choices: ",
+    ),
+    (
+        "bad-task-name",
+        lambda c: c["tasks"].update({"fmnist-4shot": c["tasks"].pop("fmnist")}),
+        "config error: tasks: 'fmnist-4shot' does not match '^[a-z0-9_]+$'",
+    ),
+    (
+        "bad-shots",
+        lambda c: c["tasks"]["fmnist"]["options"].update(shots=0),
+        "config error: tasks.fmnist.options: task 'fmnist': option 'shots' must be null (all "
+        "of train) or a positive number of training images per class",
+    ),
+    (
         "negative-checkpoint-interval",
         lambda c: c["runtime"].update(checkpoint_every=-1),
         "config error: runtime.checkpoint_every: -1 is less than the minimum of 0",

@@ -159,3 +159,17 @@ def test_carot_resumes_bitwise_after_preemption(tmp_path, tiny_vision_task):
     assert summary["teacher_updates"] == ref_summary["teacher_updates"]
     for split in reference:
         np.testing.assert_array_equal(resumed[split].values, reference[split].values)
+
+
+def test_lp_ft_fine_tunes_a_clip_image_tower_from_its_probe(tiny_vision_task):
+    """LP-FT covers CLIP backbones: the probe on the cached image embeddings, then the
+    image tower fine-tuned from that head (the ImageNet grid's lp_ft rows)."""
+    seed_everything(0)
+    method = create_method("lp_ft", epochs=2, batch_size=16, lr=1e-4, head_lr=1e-3)
+    ctx = make_context(tiny_vision_task, "clip_tiny.random")
+    preds = method.run(ctx)
+    assert set(preds) == set(tiny_vision_task.eval_splits())
+    assert "features" in ctx._cache  # the probe read the shared cache
+    test = preds["test"]
+    assert np.isfinite(test.values).all()
+    assert float((test.values.argmax(1) == test.labels).mean()) > 0.5

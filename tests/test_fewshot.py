@@ -350,7 +350,9 @@ def test_malformed_or_inconsistent_split_file_is_named(tmp_path):
 
 
 def test_options_are_validated(paths):
-    with pytest.raises(TypeError, match="valid options: base_to_new, data_dir, shots, verify"):
+    with pytest.raises(
+        TypeError, match="valid options: base_to_new, data_dir, ood_datasets, shots, verify"
+    ):
         build("fewshot_dtd", paths, num_shots=4)
     with pytest.raises(TypeError, match="unknown option"):
         task_metadata("fewshot_dtd")["required_files"](paths, shot=4)
@@ -374,3 +376,26 @@ def test_data_dir_and_alternative_layouts(tmp_path):
     task = build("fewshot_fgvc_aircraft", DataPaths(tmp_path))
     assert task.splits["test"].inputs.root == nested / "images"
     assert task.classnames == list(AIRCRAFT_VARIANTS)
+
+
+def test_ood_datasets_add_another_datasets_test_images_as_far_ood(paths):
+    from bench.tasks import OOD_LABEL
+
+    limits = SizeLimits(max_eval=6)
+    task = build("fewshot_oxford_pets", paths, limits, ood_datasets=["stanford_cars", "eurosat"])
+    for other in ("stanford_cars", "eurosat"):
+        split = task.splits[f"ood_{other}"]
+        assert split.info.kind == "ood" and split.info.family == other
+        assert len(split) == 6 and (split.labels == OOD_LABEL).all()
+        assert other in str(split.inputs.root)
+    required = task_metadata("fewshot_oxford_pets")["required_files"](
+        paths, **FIXTURE, ood_datasets=["eurosat"]
+    )
+    assert any("eurosat" in str(p) for p in required)
+    # A task's own dataset is not out-of-distribution for it.
+    with pytest.raises(ValueError, match="other than the task's own.*valid: caltech101"):
+        build("fewshot_eurosat", paths, ood_datasets=["eurosat"])
+    with pytest.raises(ValueError, match="distinct CoOp datasets"):
+        build("fewshot_eurosat", paths, ood_datasets=["oxford_pets", "oxford_pets"])
+    with pytest.raises(TypeError, match="'ood_datasets' must be a list"):
+        build("fewshot_eurosat", paths, ood_datasets="oxford_pets")

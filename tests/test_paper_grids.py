@@ -23,7 +23,8 @@ def placeholder_tree(root: Path, config: dict) -> None:
     """Creates every file and folder the grid's tasks require (empty)."""
     paths = DataPaths(root=root)
     for task, block in config["tasks"].items():
-        for path in task_metadata(task)["required_files"](paths, **block.get("options", {})):
+        required = task_metadata(block.get("task", task))["required_files"]
+        for path in required(paths, **block.get("options", {})):
             path = Path(path)
             if path.suffix:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +77,12 @@ def rule_counts(stdout: str) -> dict[str, int]:
         (
             "paper/fewshot_base2new.yaml",
             {"features": 11, "fit": 66, "posthoc": 66, "score": 132},
+        ),
+        # 11 datasets x 5 shot counts (tasks named <dataset>_<k>shot) x RN50 and ViT-B/16;
+        # zero-shot, linear probe and five adapters x 3 seeds, all on the feature cache.
+        (
+            "paper/fewshot.yaml",
+            {"features": 110, "fit": 110 * 7 * 3, "posthoc": 0, "score": 110 * 7 * 3},
         ),
         # 6 tasks x 1 backbone; 5 fine-tuning methods and 2 +ts x 3 seeds; a full_ft
         # ensemble per task. No feature cache: every method fine-tunes.

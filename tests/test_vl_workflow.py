@@ -1,5 +1,6 @@
-"""Zero-shot, linear-probe, FLYP and CaRot cells on a vision-language backbone, end to
-end through Snakemake: ImageNet with its shifts (file-backed images, class-subset
+"""Zero-shot, linear-probe, FLYP, CaRot and the few-shot adapters (CLAP, BayesAdapter,
+CLIP-Adapter, Tip-Adapter(-F)) on a vision-language backbone, 3 seeds, end to end through
+Snakemake: ImageNet with its shifts (file-backed images, class-subset
 scoring) and a CoOp dataset in base-to-new mode, on fixture trees in the real layouts.
 (The offline DeViSE-style backbone's zero-shot head is checked on real data in
 test_real_weights.py.)"""
@@ -24,7 +25,7 @@ def vl_config(root: Path) -> dict:
     return {
         "data": {"root": str(root)},
         "method_config_dir": str(REPO_ROOT / "config" / "methods"),
-        "seeds": [0, 1],
+        "seeds": [0, 1, 2],
         "methods": [
             "zero_shot",
             "zero_shot+ts",
@@ -34,6 +35,11 @@ def vl_config(root: Path) -> dict:
             "flyp+wise",
             "flyp+wise+ts",
             "carot+wise",
+            "clap",
+            "bayes_adapter",
+            "clip_adapter",
+            "tip_adapter",
+            "tip_adapter_f",
         ],  # fmt: skip
         "wise_ft": {"alphas": [0.0, 0.5, 1.0]},
         "ensembles": [],
@@ -51,11 +57,14 @@ def vl_config(root: Path) -> dict:
                     "verify_counts": False,
                     "val_per_class": 1,
                     "shifts": ["v2", "r", "objectnet"],
+                    "ood_datasets": ["eurosat"],
                 },
+                "hparams": {"*": {"train_views": 2}},
             },
             "fewshot_eurosat": {
                 "backbones": ["clip_tiny.random"],
                 "options": {"verify_counts": False, "shots": 2, "base_to_new": True},
+                "hparams": {"*": {"train_views": 2}},
             },
         },
     }
@@ -116,6 +125,22 @@ def test_zero_shot_and_linear_probe_run_end_to_end(tmp_path):
     table = (tmp_path / "results" / "leaderboard" / "wise_ft.md").read_text()
     assert "## imagenet · clip_tiny.random · carot+wise" in table
     assert (tmp_path / "paper_figures" / "imagenet" / "clip_tiny.random" / "wise_ft.png").is_file()
+    # The adapters read the feature cache (2 augmented views, the zero-shot prototypes):
+    # closed-vocabulary, scored on every other split, BayesAdapter with MC samples.
+    with np.load(
+        tmp_path / "results" / "features" / "fewshot_eurosat" / "clip_tiny.random" / "features.npz"
+    ) as cache:
+        assert cache["train/views"].shape[0] == 2 and "__prototypes__" in cache
+    for method in ("clap", "bayes_adapter", "clip_adapter", "tip_adapter", "tip_adapter_f"):
+        for seed in (0, 1, 2):
+            adapted = metrics("fewshot_eurosat", "clip_tiny.random", method, seed)
+            assert "test_new" not in adapted and "sc/aurc" in adapted["test"]["metrics"]
+            on_imagenet = metrics("imagenet", "clip_tiny.random", method, seed)
+            assert "shift_objectnet" in on_imagenet and "ood_eurosat" in on_imagenet
+            assert "ood/auroc_msp" in on_imagenet["ood_eurosat"]["metrics"]
+    bayes = runs / "fewshot_eurosat" / "clip_tiny.random" / "bayes_adapter" / "seed0"
+    with np.load(bayes / "predictions.npz") as npz:
+        assert npz["test/logprobs"].shape[0] == 10
     # Seeds draw different shots: the linear probes differ.
     assert probe != metrics("fewshot_eurosat", "clip_tiny.random", "linear_probe", seed=1)
 

@@ -29,6 +29,12 @@ base names; ``test_new`` (kind ``new``) holds the new-class test images, relabel
 ``0..n_new - 1`` over ``SplitInfo.classnames`` = the new names (no ``label_map``: the
 model never saw these classes) [``max_eval``].
 
+Far-OOD splits (option ``ood_datasets``, a list of other CoOp dataset names, default
+none): ``ood_<name>`` (kind ``ood``) holds that dataset's test images
+[``max_eval``, stratified by its classes], read from ``<data root>/coop/<its folder>``,
+so OOD detection is scored on every cell of a few-shot grid (DTD's textures are the
+usual choice, as OpenOOD's "Textures" for ImageNet). ``imagenet`` takes the same option.
+
 Counts (``verify_counts``, default true): split-file sizes and class counts must
 equal the CoOp paper's table, and every listed image must exist (one
 ``os.path.isfile`` per image; the first missing file and the number missing are
@@ -48,7 +54,7 @@ from bench.data.coop import COOP_DATASETS, CoopDataset, coop_manifest, load_coop
 from bench.data.images import ImageFiles
 from bench.data.sampling import derive_seed, stratified_indices
 from bench.tasks import DataPaths, SizeLimits, register_task
-from bench.tasks.base import FewShot, Split, SplitInfo, TaskData
+from bench.tasks.base import OOD_LABEL, FewShot, Split, SplitInfo, TaskData
 
 #: Shots per class of the CoOp papers' few-shot tables.
 SHOT_CHOICES = (1, 2, 4, 8, 16)
@@ -60,6 +66,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "shots": 16,
     "base_to_new": False,
     "data_dir": None,
+    "ood_datasets": [],
     "verify_counts": True,
 }
 
@@ -84,7 +91,59 @@ def _options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     opts["data_dir"] = check_data_dir(
         name, "data_dir", opts["data_dir"], "<data root>/coop/<folder>"
     )
+    opts["ood_datasets"] = check_ood_datasets(name, opts["ood_datasets"], exclude=name)
     return opts
+
+
+def check_ood_datasets(task: str, names: Any, exclude: str | None = None) -> list[str]:
+    """Validates an ``ood_datasets`` option: distinct CoOp dataset names, not the task's own.
+
+    Raises:
+        TypeError: Not a list of names.
+        ValueError: An unknown or repeated name, or the task's own dataset.
+    """
+    if isinstance(names, str) or not isinstance(names, list | tuple):
+        raise TypeError(f"task {task!r}: option 'ood_datasets' must be a list, got {names!r}")
+    valid = [n for n in COOP_DATASETS if exclude != f"fewshot_{n}"]
+    bad = [n for n in names if n not in valid]
+    if bad or len(set(names)) != len(names):
+        raise ValueError(
+            f"task {task!r}: option 'ood_datasets' must list distinct CoOp datasets other "
+            f"than the task's own; got {list(names)!r}; valid: {', '.join(valid)}"
+        )
+    return list(names)
+
+
+def ood_dataset_files(paths: DataPaths, names: list[str]) -> list[Path]:
+    """What the far-OOD datasets need on disk (their CoOp layouts)."""
+    return [
+        path
+        for n in names
+        for path in resolve_layout(
+            COOP_DATASETS[n], paths.root / "coop" / COOP_DATASETS[n].folder
+        ).required_files()
+    ]
+
+
+def ood_dataset_splits(
+    task: str, paths: DataPaths, limits: SizeLimits, names: list[str], verify_counts: bool
+) -> dict[str, Split]:
+    """``ood_<name>``: each named CoOp dataset's test images as a far-OOD split."""
+    splits = {}
+    for other in names:
+        spec = COOP_DATASETS[other]
+        data = load_coop(spec, paths.root / "coop" / spec.folder, verify_counts)
+        split_name = f"ood_{other}"
+        chosen = stratified_indices(
+            data.labels["test"], limits.max_eval, derive_seed(limits.data_seed, task, split_name)
+        )
+        check_nonempty(task, split_name, len(chosen), f"no test images in {spec.title}")
+        splits[split_name] = Split(
+            SplitInfo(split_name, "ood", other),
+            ImageFiles(data.image_dir, data.paths["test"][chosen]),
+            np.full(len(chosen), OOD_LABEL, dtype=np.int64),
+        )
+    return splits
 
 
 def dataset_folder(spec: CoopDataset, paths: DataPaths, data_dir: Path | None) -> Path:
@@ -108,7 +167,8 @@ def build_fewshot(
         spec: The dataset's row of :data:`bench.data.coop.COOP_DATASETS`.
         paths: Dataset locations (uses ``paths.root / "coop" / spec.folder``).
         limits: Split size caps and the data seed.
-        **options: ``shots``, ``base_to_new``, ``data_dir``, ``verify_counts``.
+        **options: ``shots``, ``base_to_new``, ``data_dir``, ``ood_datasets``,
+            ``verify_counts``.
 
     Returns:
         The task; with ``shots`` its ``few_shot`` draws the per-seed training set.
@@ -148,6 +208,9 @@ def build_fewshot(
     if opts["base_to_new"]:
         new_names = tuple(data.classnames[int(c)] for c in new)
         add(SplitInfo("test_new", "new", classnames=new_names), "test", new)
+    splits.update(
+        ood_dataset_splits(name, paths, limits, opts["ood_datasets"], opts["verify_counts"])
+    )
 
     few_shot = None if shots is None else FewShot(shots, min(shots, MAX_VAL_SHOTS), seed)
     return TaskData(
@@ -165,7 +228,8 @@ def _register(spec: CoopDataset) -> None:
 
     def required_files(paths: DataPaths, **options: Any) -> list[Path]:
         opts = _options(name, options)
-        return resolve_layout(spec, dataset_folder(spec, paths, opts["data_dir"])).required_files()
+        own = resolve_layout(spec, dataset_folder(spec, paths, opts["data_dir"])).required_files()
+        return own + ood_dataset_files(paths, opts["ood_datasets"])
 
     def manifest(paths: DataPaths, **options: Any):
         opts = _options(name, options)

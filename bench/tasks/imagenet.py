@@ -12,6 +12,8 @@ Splits (caps in brackets; every cap is a class-stratified draw seeded by
   here, as in CLIP, WiSE-FT and CoOp (the ILSVRC test labels were never released), so
   temperature scaling and hyperparameter selection need images of their own;
 * ``test`` (id): the official validation set, 50,000 images [``max_eval``];
+* ``ood_<name>`` (ood) for each CoOp dataset of the option ``ood_datasets`` (default
+  none): its test images as a far-OOD split [``max_eval``] (``bench/tasks/fewshot.py``);
 * shift splits chosen by the option ``shifts`` (default all five) [``max_eval`` each],
   family = the dataset:
 
@@ -67,6 +69,7 @@ from bench.data.images import count_images
 from bench.data.sampling import derive_seed, per_class_indices, stratified_indices
 from bench.tasks import DataPaths, SizeLimits, register_task
 from bench.tasks.base import FewShot, Split, SplitInfo, TaskData, base_to_new
+from bench.tasks.fewshot import check_ood_datasets, ood_dataset_files, ood_dataset_splits
 
 NAME = "imagenet"
 
@@ -96,6 +99,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "shots": None,
     "base_to_new": False,
     "val_per_class": 10,
+    "ood_datasets": [],
     "verify_counts": True,
 }
 
@@ -124,6 +128,7 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
             f"{', '.join(SHIFTS)}; got {list(shifts)!r}"
         )
     opts["shifts"] = list(shifts)
+    opts["ood_datasets"] = check_ood_datasets(NAME, opts["ood_datasets"])
     check_bool(NAME, "base_to_new", opts["base_to_new"])
     if opts["base_to_new"]:
         opts["shifts"] = []  # the base-to-new protocol scores base and new classes only
@@ -168,7 +173,7 @@ def required_files(paths: DataPaths, **options: Any) -> list[Path]:
             files += [folder / "mappings" / name for name in data.OBJECTNET_MAPPING_FILES]
         else:
             files.append(folder)
-    return files
+    return files + ood_dataset_files(paths, opts["ood_datasets"])
 
 
 def manifest(paths: DataPaths, **options: Any) -> list[ManifestEntry]:
@@ -379,12 +384,12 @@ def build_imagenet(paths: DataPaths, limits: SizeLimits, **options: Any) -> Task
         shots = opts["shots"]
         few_shot = FewShot(shots, min(shots, FEW_SHOT_MAX_VAL), seed)
     task = TaskData(NAME, "vision", classnames, splits, list(templates), few_shot=few_shot)
-    if not opts["base_to_new"]:
-        return task
-    # As in fewshot_*: max_eval caps each of test and test_new after the class split.
-    task = base_to_new(task)
-    for name in ("test", "test_new"):
-        split = task.splits[name]
-        keep = stratified_indices(split.labels, limits.max_eval, derive_seed(seed, NAME, name))
-        task.splits[name] = Split(split.info, split.inputs.subset(keep), split.labels[keep])
+    if opts["base_to_new"]:
+        # As in fewshot_*: max_eval caps each of test and test_new after the class split.
+        task = base_to_new(task)
+        for name in ("test", "test_new"):
+            split = task.splits[name]
+            keep = stratified_indices(split.labels, limits.max_eval, derive_seed(seed, NAME, name))
+            task.splits[name] = Split(split.info, split.inputs.subset(keep), split.labels[keep])
+    task.splits.update(ood_dataset_splits(NAME, paths, limits, opts["ood_datasets"], verify))
     return task
