@@ -21,7 +21,11 @@ Choices. The official repository could not be read (``pablomorales92/BayesAdapte
 was not reachable); the defaults follow METHODS.md and a third-party
 re-implementation that states it mirrors the released code:
 
-* ``sigma_p = 0.01``; ``mu`` starts at ``t_k`` and ``log sigma_k`` at ``log sigma_p``;
+* ``sigma_p = 0.01``; ``mu`` starts at ``t_k`` and ``log sigma_k`` at ``log sigma_p``.
+  ``sigma_p`` is per dimension in the units of the unnormalised text embeddings, so a
+  draw's perturbation has norm ``~sigma_p sqrt(D)`` against the prototype's own norm:
+  on the offline DeViSE-style backbone (norm ~0.3, D = 1280) 0.01 is larger than the
+  prototype (docs/methods.md has the measured consequence);
 * ``t_k`` is CLAP's anchor, the mean unnormalised text embedding (draws live in that
   space and are normalised inside the cosine);
 * ``kl_weight`` default ``1 / (1000 C D)``, ramped linearly over all epochs;
