@@ -1,4 +1,4 @@
-"""Cost of the few-shot adapters against the feature extraction they share.
+r"""Cost of the few-shot adapters against the feature extraction they share.
 
 For one task of a grid config and one backbone, times (in one process, on the current
 device) the features job's work (every split, the augmented views of the support
@@ -8,8 +8,8 @@ method's time as a fraction of the extraction time. The same code the fit jobs r
 the figure is what a grid pays; process start-up (~5 s per Snakemake job) is left out.
 
     python benchmarks/bench_adapters.py --config config/fewshot_offline.yaml --task fmnist_16shot
-    python benchmarks/bench_adapters.py --config config/paper/fewshot.yaml \\
-        --task imagenet_16shot --backbone clip_vit_b16.openai     # on a GPU node with the data
+    python benchmarks/bench_adapters.py --config config/paper/fewshot.yaml --task \
+        imagenet_16shot --backbone clip_vit_b16.openai     # on a GPU node with the data
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def main() -> None:
     seeded = features.for_seed(seed)
     times = {}
     for name in methods:
-        view = seeded if method_metadata(name)["open_vocabulary"] else closed_vocabulary_view(seeded)
+        open_vocabulary = method_metadata(name)["open_vocabulary"]
+        view = seeded if open_vocabulary else closed_vocabulary_view(seeded)
         ctx = FitContext(
             task_name=args.task,
             backbone_name=backbone_name,
