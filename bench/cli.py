@@ -110,13 +110,14 @@ def cmd_validate(args) -> int:
 
 
 def cmd_features(args) -> int:
-    from bench.engine.features import compute_features, save_features
+    from bench.engine.features import OutlierRequest, compute_features, save_features
 
     grid, _ = _cell_grid(args)
     engine = _engine(grid, args.threads)
     task = _build_task(grid, args.task)
     backbone = _build_backbone(grid, args.backbone)
     extras = grid.feature_extras(args.task)
+    outliers = extras.get("outliers")
     features = compute_features(
         task,
         backbone,
@@ -124,6 +125,9 @@ def cmd_features(args) -> int:
         seeds=grid.config["seeds"],
         train_views=extras.get("train_views", 0),
         prototypes=extras.get("prototypes", False),
+        outliers=None
+        if outliers is None
+        else OutlierRequest(str(grid.data_paths().wordnet), outliers["size"], outliers["template"]),
     )
     save_features(
         args.out,
@@ -165,7 +169,9 @@ def cmd_fit(args) -> int:
     from bench.io import atomic_write_json, load_predictions, save_predictions
     from bench.methods import (
         create_method,
+        fit_stem,
         modifier_function,
+        objective_modifiers,
         prediction_modifiers,
         split_method_name,
         weights_stem,
@@ -198,7 +204,7 @@ def cmd_fit(args) -> int:
             _log(f"{modifier}: {info}")
         hardware = {"device": "cpu", "note": "post-hoc step on saved predictions (numpy)"}
         memory = {"peak_rss_mb": peak_rss_mb()}
-    elif modifiers:  # a weights modifier: WiSE-FT
+    elif fit_stem(cell.method) != stem:  # a weights modifier: WiSE-FT
         from bench.methods.wise_ft import WiseSettings, run_wise_ft, write_curve
 
         if not args.base_weights:
@@ -227,6 +233,8 @@ def cmd_fit(args) -> int:
             )
         seed_everything(cell.seed)
         method = create_method(base, **settings["hparams"])
+        for regularizer in objective_modifiers(cell.method):
+            method.enable_regularizer(regularizer)
         ctx = _fit_context(grid, cell, args, engine, checkpoint)
         predictions = method.run(ctx)
         summary = method.summary()

@@ -20,8 +20,10 @@ from bench.backbones import backbone_metadata, list_backbones
 from bench.errors import ConfigError
 from bench.methods import (
     METHODS,
+    fit_stem,
     list_methods,
     method_metadata,
+    objective_modifiers,
     split_method_name,
     weights_stem,
 )
@@ -90,11 +92,12 @@ class Grid:
         """Whether the grid runs ``cell``.
 
         True for its cells and for what a derived one is made from: the base method
-        (``full_ft`` is fitted for ``full_ft+ts`` even when not listed) and the WiSE-FT
-        run a ``+wise+ts`` cell rescales (``flyp+wise`` for ``flyp+wise+ts``).
+        (``full_ft`` is fitted for ``full_ft+ts`` even when not listed), the regularised
+        fit a ``+dor+ts`` cell rescales (``coop+dor``) and the WiSE-FT run a ``+wise+ts``
+        cell rescales (``flyp+wise`` for ``flyp+wise+ts``).
         """
         return cell in self.cells or any(
-            cell.method in (c.base_method, weights_stem(c.method))
+            cell.method in (c.base_method, fit_stem(c.method), weights_stem(c.method))
             and (c.task, c.backbone, c.seed) == (cell.task, cell.backbone, cell.seed)
             for c in self.cells
         )
@@ -157,20 +160,28 @@ class Grid:
 
         ``train_views``: the most augmented training views any frozen-feature method
         asks for (its ``train_views`` hyperparameter); ``prototypes``: whether one uses
-        the zero-shot class embeddings (registry flag ``uses_prototypes``).
+        the zero-shot class embeddings (registry flag ``uses_prototypes``);
+        ``outliers``: DOR's pool (``{size, template}``) when a method runs ``+dor``.
         """
-        views, prototypes = 0, False
-        for method in sorted({split_method_name(m)[0] for m in self.config["methods"]}):
+        views, prototypes, outliers = 0, False, None
+        for name in sorted({fit_stem(m) for m in self.config["methods"]}):
+            method = split_method_name(name)[0]
             meta = method_metadata(method)
             if not meta["uses_features"]:
                 continue
+            hparams = self.method_hparams(task, method)
             prototypes = prototypes or meta["uses_prototypes"]
-            views = max(views, int(self.method_hparams(task, method).get("train_views") or 0))
+            views = max(views, int(hparams.get("train_views") or 0))
+            if "dor" in objective_modifiers(name):
+                size = max(hparams["dor_pool_size"], (outliers or {}).get("size", 0))
+                outliers = {"size": size, "template": hparams["dor_template"]}
         extras: dict[str, Any] = {}
         if views:
             extras["train_views"] = views
         if prototypes:
             extras["prototypes"] = True
+        if outliers:
+            extras["outliers"] = outliers
         return extras
 
     def features_hash(self, task: str, backbone: str) -> str:
@@ -456,6 +467,30 @@ def _check_head_init(config: dict[str, Any], merged_hparams: list) -> None:
             )
 
 
+def _check_dor(config: dict[str, Any], paths: DataPaths, merged_hparams: list) -> None:
+    """``+dor`` has WordNet's nouns to draw outliers from, and one frozen template per task."""
+    with_dor = sorted(
+        {split_method_name(m)[0] for m in config["methods"] if "dor" in objective_modifiers(m)}
+    )
+    if not with_dor:
+        return
+    nouns = paths.wordnet / "data.noun"
+    if not nouns.is_file():
+        raise ConfigError(
+            f"methods: {with_dor[0]}+dor draws outlier words from WordNet, but {nouns} does not "
+            "exist; install Debian's wordnet-base or set data.wordnet to a WordNet 3.0 dict folder"
+        )
+    for task in config["tasks"]:
+        templates = {
+            h["dor_template"] for t, _, m, h in merged_hparams if t == task and m in with_dor
+        }
+        if len(templates) > 1:
+            raise ConfigError(
+                f"tasks.{task}: the +dor methods use different dor_template values "
+                f"{sorted(templates)}; they share one outlier pool per task: set one template"
+            )
+
+
 def _check_hparams(config: dict[str, Any]) -> None:
     config_dir = config["method_config_dir"]
     methods = ", ".join(list_methods())
@@ -510,6 +545,7 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
         )
     _check_uap_options(config, paths, merged_hparams)
     _check_head_init(config, merged_hparams)
+    _check_dor(config, paths, merged_hparams)
     skipped = {}
     for task, block in config["tasks"].items():
         try:

@@ -25,7 +25,12 @@ from bench.methods.linear_probe import coop_search, fit_logistic_regression
 from bench.methods.tip_adapter import cache_keys, search_alpha_beta, tip_logits
 from bench.metrics import score_predictions
 
-ADAPTERS = sorted(m for m in list_methods() if method_metadata(m)["uses_prototypes"])
+# The adapters: trained on the cached prototypes alone (prompt learners also run a text tower).
+ADAPTERS = sorted(
+    m
+    for m in list_methods()
+    if method_metadata(m)["uses_prototypes"] and not method_metadata(m)["uses_backbone"]
+)
 # Short schedules: the synthetic textures separate in a few dozen steps.
 QUICK = {
     "clap": {"epochs": 30, "train_views": 2},

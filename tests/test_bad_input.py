@@ -208,6 +208,22 @@ DAG_CASES = [
         "of train) or a positive number of training images per class",
     ),
     (
+        "dor-on-a-method-without-prompts",
+        lambda c: c.update(methods=["full_ft+dor"]),
+        "config error: methods[0]: method 'full_ft+dor': +dor regularises the training of "
+        "coop, kgcoop, not of full_ft",
+    ),
+    (
+        "dor-without-wordnet",
+        lambda c: (
+            c.update(methods=["coop+dor"]),
+            c["tasks"]["fmnist"].update(backbones=["clip_tiny.random"]),
+            c["data"].update(wordnet="/nonexistent/wordnet"),
+        ),
+        "config error: methods: coop+dor draws outlier words from WordNet, but "
+        "/nonexistent/wordnet/data.noun does not exist",
+    ),
+    (
         "negative-checkpoint-interval",
         lambda c: c["runtime"].update(checkpoint_every=-1),
         "config error: runtime.checkpoint_every: -1 is less than the minimum of 0",

@@ -80,7 +80,7 @@ def test_schema_fills_defaults_everywhere():
         ),
         (
             lambda c: c["methods"].append("full_ft+platt"),
-            "unknown modifier 'platt' in method 'full_ft+platt'; valid modifiers: ts",
+            "unknown modifier 'platt' in method 'full_ft+platt'; valid modifiers: dor, ts, wise",
         ),
         (lambda c: c["methods"].append("Full-FT"), "methods.6: 'Full-FT' does not match"),
         (lambda c: c.update(seeds=[0, "one"]), "seeds.1: 'one' is not of type 'integer'"),

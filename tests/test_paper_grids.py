@@ -84,6 +84,12 @@ def rule_counts(stdout: str) -> dict[str, int]:
             "paper/fewshot.yaml",
             {"features": 110, "fit": 110 * 7 * 3, "posthoc": 0, "score": 110 * 7 * 3},
         ),
+        # DOR's grid: 11 base-to-new datasets and ImageNet domain generalisation x
+        # ViT-B/16; zero-shot, CoOp, KgCoOp, each with and without +dor, x 3 seeds.
+        (
+            "paper/base2new.yaml",
+            {"features": 12, "fit": 12 * 5 * 3, "posthoc": 0, "score": 12 * 5 * 3},
+        ),
         # 6 tasks x 1 backbone; 5 fine-tuning methods and 2 +ts x 3 seeds; a full_ft
         # ensemble per task. No feature cache: every method fine-tunes.
         (

@@ -16,6 +16,7 @@ import pytest
 from conftest import REPO_ROOT
 from fixtures_coop import write_eurosat
 from fixtures_imagenet import make_imagenet_tree
+from test_prompt_learning import write_wordnet
 from test_workflow import snakemake, write_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 def vl_config(root: Path) -> dict:
     return {
-        "data": {"root": str(root)},
+        "data": {"root": str(root), "wordnet": str(write_wordnet(root / "wordnet"))},
         "method_config_dir": str(REPO_ROOT / "config" / "methods"),
         "seeds": [0, 1, 2],
         "methods": [
@@ -40,6 +41,10 @@ def vl_config(root: Path) -> dict:
             "clip_adapter",
             "tip_adapter",
             "tip_adapter_f",
+            "coop",
+            "coop+dor",
+            "coop+dor+ts",
+            "kgcoop+dor",
         ],  # fmt: skip
         "wise_ft": {"alphas": [0.0, 0.5, 1.0]},
         "ensembles": [],
@@ -48,6 +53,9 @@ def vl_config(root: Path) -> dict:
         "hparams": {
             "flyp": {"epochs": 2, "batch_size": 8, "lr": 1.0e-4},
             "carot": {"epochs": 2, "batch_size": 8, "lr": 1.0e-4, "ema_every": 2},
+            # A few prompt-tuning epochs and a 6-word outlier pool from the WordNet fixture.
+            "coop": {"epochs": 3, "dor_pool_size": 6},
+            "kgcoop": {"epochs": 3, "dor_pool_size": 6},
         },
         "runtime": {"device": "cpu", "data_workers": 1},
         "tasks": {
@@ -141,6 +149,15 @@ def test_zero_shot_and_linear_probe_run_end_to_end(tmp_path):
     bayes = runs / "fewshot_eurosat" / "clip_tiny.random" / "bayes_adapter" / "seed0"
     with np.load(bayes / "predictions.npz") as npz:
         assert npz["test/logprobs"].shape[0] == 10
+    # CoOp (+DOR) learns a context that names the new classes too; DOR's pool is cached.
+    with np.load(
+        tmp_path / "results" / "features" / "fewshot_eurosat" / "clip_tiny.random" / "features.npz"
+    ) as cache:
+        assert len(json.loads(str(cache["__outliers__"]))) == 6
+    for method in ("coop", "coop+dor", "coop+dor+ts", "kgcoop+dor"):
+        assert "test_new" in metrics("fewshot_eurosat", "clip_tiny.random", method)
+    dor_run = runs / "fewshot_eurosat" / "clip_tiny.random" / "coop+dor" / "seed0" / "run.json"
+    assert json.loads(dor_run.read_text())["fit_summary"]["regularizers"] == ["dor"]
     # Seeds draw different shots: the linear probes differ.
     assert probe != metrics("fewshot_eurosat", "clip_tiny.random", "linear_probe", seed=1)
 

@@ -136,6 +136,35 @@ class OpenCLIPBackbone(Backbone):
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         return self.tokenizer(list(texts))
 
+    # --- prompt learning: the text tower from token embeddings -------------------------
+
+    def token_embeddings(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[N, L, W]`` input embeddings of tokens from :meth:`tokenize` (before positions)."""
+        return self.model.token_embedding(tokens)
+
+    def encode_token_embeddings(self, embeddings: torch.Tensor, tokens: torch.Tensor):
+        """Text embeddings ``[N, D]`` of input embeddings (CoOp's learned context inside).
+
+        Runs what ``encode_text`` runs after the embedding lookup; ``tokens`` (the same
+        prompts' ids) say where each text ends, whose state is pooled.
+        """
+        from open_clip.transformer import text_global_pool
+
+        model = self.model
+        cast = model.transformer.get_cast_dtype()
+        x = embeddings.to(cast) + model.positional_embedding.to(cast)
+        x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
+        x = text_global_pool(
+            x, tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None)
+        )
+        if isinstance(x, tuple):  # open_clip < 3 returned (pooled, tokens)
+            x = x[0]
+        if model.text_projection is None:
+            return x
+        if isinstance(model.text_projection, nn.Linear):
+            return model.text_projection(x)
+        return x @ model.text_projection
+
     @torch.no_grad()
     def zero_shot_weights(
         self, classnames: Sequence[str], templates: Sequence[str]

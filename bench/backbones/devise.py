@@ -196,6 +196,18 @@ class DeViSEBackbone(Backbone):
         sentence = nn.functional.normalize(self.text(tokens), dim=-1)
         return sentence @ self.text_projection.to(sentence.dtype)
 
+    def token_embeddings(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``[N, L, 384]`` MiniLM word embeddings of tokens from :meth:`tokenize`."""
+        return self.text.token_embeddings(tokens)
+
+    def encode_token_embeddings(
+        self, embeddings: torch.Tensor, tokens: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Text embeddings ``[N, 1280]`` of MiniLM input embeddings, as :meth:`encode_text`."""
+        pooled = self.text.encode_token_embeddings(embeddings, tokens)
+        sentence = nn.functional.normalize(pooled, dim=-1)
+        return sentence @ self.text_projection.to(sentence.dtype)
+
     @torch.no_grad()
     def zero_shot_weights(
         self, classnames: Sequence[str], templates: Sequence[str]

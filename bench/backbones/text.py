@@ -94,6 +94,22 @@ class HFTextEncoder(Backbone):
         mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
 
+    def token_embeddings(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``[N, L, H]`` word embeddings of a prepared batch (before positions)."""
+        return self.encoder.get_input_embeddings()(batch["input_ids"])
+
+    def encode_token_embeddings(
+        self, embeddings: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Pooled states of word embeddings (learned prompt vectors among them)."""
+        states = self.encoder(
+            inputs_embeds=embeddings, attention_mask=batch["attention_mask"]
+        ).last_hidden_state
+        if self.pooling == "cls":
+            return states[:, 0]
+        mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         embeddings = [p for n, p in self.encoder.named_parameters() if "embeddings" in n]
         rest = [p for n, p in self.encoder.named_parameters() if "embeddings" not in n]

@@ -150,3 +150,52 @@ def read_noun_synsets(path: str | Path, expected: int | None = None) -> list[Nou
                 raise DataCountError(f"{path}:{number}: {err}") from None
     check_count(path, len(synsets), expected, "noun synsets")
     return synsets
+
+
+def _lemma_text(word: str) -> str:
+    """A ``data.noun`` word as text: underscores to spaces, lower case, markers dropped."""
+    return re.sub(r"\(.*\)$", "", word).replace("_", " ").strip().lower()
+
+
+def _class_terms(classnames) -> set[str]:
+    """Each class name and its parts (``t-shirt/top`` -> ``t-shirt/top``, ``t-shirt``, ``top``)."""
+    terms = set()
+    for name in classnames:
+        text = " ".join(str(name).replace("_", " ").lower().split())
+        terms.add(text)
+        terms.update(p.strip() for p in re.split(r"[/,]", text) if p.strip())
+    return terms
+
+
+#: Outlier words are spelled with letters (WordNet also lists "0", ".22", "'hood").
+_WORD = re.compile(r"[a-z][a-z' \-]*")
+
+
+def outlier_nouns(synsets: list[NounSynset], classnames) -> list[str]:
+    """WordNet noun lemmas unlike the task's classes: DOR's outlier vocabulary.
+
+    Every lemma of ``synsets`` except (a) a class name or a part of one (``top`` of
+    ``t-shirt/top``), (b) every synonym of those (the lemmas of any synset holding
+    one), (c) lemmas that contain a class name as whole words (``hot dog`` for
+    ``dog``), and (d) lemmas that are not spelled with letters (``0``, ``.22``).
+
+    Args:
+        synsets: From :func:`read_noun_synsets`.
+        classnames: All class names of the task (base and new).
+
+    Returns:
+        Sorted unique lemmas as text (spaces, lower case).
+    """
+    terms = _class_terms(classnames)
+    lemmas = {_lemma_text(w) for synset in synsets for w in synset.words}
+    excluded = set(terms)
+    for synset in synsets:
+        words = {_lemma_text(w) for w in synset.words}
+        if words & terms:
+            excluded |= words
+    patterns = [re.compile(rf"(?:^|\s){re.escape(t)}(?:$|\s)") for t in terms]
+    return sorted(
+        w
+        for w in lemmas
+        if _WORD.fullmatch(w) and w not in excluded and not any(p.search(w) for p in patterns)
+    )

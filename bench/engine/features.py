@@ -20,6 +20,12 @@ which then need no encoder pass of their own:
   mean of the unnormalised text embeddings, CLAP's anchor (its penalty's scale depends
   on their norm); ``__logit_scale__``: the backbone's ``exp(logit_scale)``.
 
+* ``__outliers__`` (JSON list) and ``__outlier_embeddings__`` ``[K, D]``: DOR's outlier
+  pool, the ``K`` WordNet nouns unlike every class of the task
+  (:func:`bench.data.wordnet.outlier_nouns`) whose frozen text embeddings in
+  ``outlier_template`` are closest, on average, to those of the task's classes, with
+  those embeddings (L2-normalised), so DOR's frozen branch costs nothing per step.
+
 The grid asks for them (:meth:`bench.config.Grid.features_settings`) only when one of
 its methods uses them, so other caches and their hashes are unchanged.
 
@@ -77,6 +83,7 @@ class FeatureSet:
     few_shot: FewShot | None = None
     templates: list[str] = field(default_factory=list)
     prototypes: ClassPrototypes | None = None
+    outliers: OutlierPool | None = None
 
     def eval_splits(self) -> list[str]:
         return [n for n, s in self.splits.items() if s.info.kind != "train"]
@@ -194,6 +201,78 @@ def class_prototypes(backbone, classnames: list[str], templates: list[str], engi
     )
 
 
+@dataclass
+class OutlierPool:
+    """DOR's outlier words and their frozen text embeddings (see module docstring).
+
+    Attributes:
+        words: The ``K`` words, most similar to the task's classes first.
+        embeddings: ``[K, D]`` L2-normalised frozen embeddings of ``template`` with each.
+        template: The prompt with ``{}`` for the word (``a photo of a {}.``).
+    """
+
+    words: list[str]
+    embeddings: np.ndarray
+    template: str
+
+
+@dataclass(frozen=True)
+class OutlierRequest:
+    """What the features job needs to build an :class:`OutlierPool`.
+
+    Attributes:
+        wordnet: WordNet folder holding ``data.noun``.
+        size: ``K``, the words kept.
+        template: The frozen prompt (``a photo of a {}.``).
+    """
+
+    wordnet: str
+    size: int
+    template: str
+
+
+def text_embeddings(backbone, texts: list[str], engine, batch_size: int = 512) -> np.ndarray:
+    """L2-normalised frozen text embeddings ``[N, D]`` of many texts, batched."""
+    import torch
+
+    from bench.backbones.base import to_device
+
+    backbone.eval()
+    device = backbone.logit_scale.device
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            tokens = to_device(backbone.tokenize(texts[start : start + batch_size]), device)
+            with engine.autocast():
+                embeddings = backbone.encode_text(tokens).float()
+            out.append(torch.nn.functional.normalize(embeddings, dim=-1).cpu())
+    return torch.cat(out).numpy()
+
+
+def outlier_pool(backbone, task: TaskData, request: OutlierRequest, engine) -> OutlierPool:
+    """Ranks WordNet's outlier nouns by mean cosine to the task's classes; keeps the top K.
+
+    The ranking is against the task's (training, i.e. base) classes, each in
+    ``request.template``, as DOR's; no class of the task, base or new, is an outlier.
+    """
+    from pathlib import Path
+
+    from bench.data.wordnet import outlier_nouns, read_noun_synsets
+
+    synsets = read_noun_synsets(Path(request.wordnet) / "data.noun")
+    every_class = list(task.classnames) + [
+        name for split in task.splits.values() for name in (split.info.classnames or ())
+    ]
+    words = outlier_nouns(synsets, every_class)
+    engine.log(f"features: ranking {len(words)} WordNet outlier nouns")
+    class_prompts = [request.template.format(c) for c in task.classnames]
+    classes = text_embeddings(backbone, class_prompts, engine)
+    embeddings = text_embeddings(backbone, [request.template.format(w) for w in words], engine)
+    similarity = embeddings @ classes.mean(0)  # mean cosine to the classes (unit rows)
+    top = np.argsort(-similarity, kind="stable")[: request.size]
+    return OutlierPool([words[i] for i in top], embeddings[top], request.template)
+
+
 def compute_features(
     task: TaskData,
     backbone,
@@ -201,6 +280,7 @@ def compute_features(
     seeds: list[int] | tuple[int, ...] = (0,),
     train_views: int = 0,
     prototypes: bool = False,
+    outliers: OutlierRequest | None = None,
 ) -> FeatureSet:
     """Runs the frozen backbone over every split of ``task``.
 
@@ -213,6 +293,7 @@ def compute_features(
         train_views: Augmented views of the training split to encode as well (0: none).
         prototypes: Also store the zero-shot class embeddings (vision-language
             backbones; the task's templates).
+        outliers: Also build DOR's outlier pool.
 
     Raises:
         ValueError: ``prototypes`` for a backbone without a text tower, or a task without
@@ -253,6 +334,7 @@ def compute_features(
             )
         engine.log(f"features: zero-shot prototypes of {len(task.classnames)} classes")
         class_embeddings = class_prototypes(backbone, task.classnames, task.templates, engine)
+    pool = None if outliers is None else outlier_pool(backbone, task, outliers, engine)
     return FeatureSet(
         backbone=backbone.name,
         classnames=list(task.classnames),
@@ -261,6 +343,7 @@ def compute_features(
         few_shot=task.few_shot,
         templates=list(task.templates),
         prototypes=class_embeddings,
+        outliers=pool,
     )
 
 
@@ -302,6 +385,10 @@ def save_features(
         arrays["__prototypes__"] = features.prototypes.normalized.astype(np.float32)
         arrays["__prototypes_raw__"] = features.prototypes.raw_mean.astype(np.float32)
         arrays["__logit_scale__"] = np.array(features.prototypes.logit_scale)
+    if features.outliers is not None:
+        arrays["__outliers__"] = np.array(json.dumps(features.outliers.words))
+        arrays["__outlier_embeddings__"] = features.outliers.embeddings.astype(np.float32)
+        arrays["__outlier_template__"] = np.array(features.outliers.template)
     arrays["__splits__"] = np.array(json.dumps(infos))
     if config_hash is not None:
         arrays["__config_hash__"] = np.array(config_hash)
@@ -342,5 +429,12 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
                 float(data["__logit_scale__"]),
             )
             if "__prototypes__" in data
+            else None,
+            outliers=OutlierPool(
+                json.loads(str(data["__outliers__"])),
+                data["__outlier_embeddings__"],
+                str(data["__outlier_template__"]),
+            )
+            if "__outliers__" in data
             else None,
         )

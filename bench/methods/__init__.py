@@ -17,7 +17,9 @@ Like the backbones, methods are registered in this torch-free table pointing at
 ``predictions`` (``+ts``) apply to any method's saved predictions; the one that acts on
 ``weights`` (``+wise``) reads the fine-tuned weights the base fit job keeps, comes right
 after the method, and may itself be followed by prediction modifiers
-(``flyp+wise+ts``).
+(``flyp+wise+ts``). One that acts on the ``objective`` (``+dor``) adds a regulariser to
+the training of the methods that list it (``regularizers``); it comes right after the
+method, and ``<method>+<it>`` is a fit job of its own (``coop+dor``, ``coop+dor+ts``).
 
 Adding a method: write ``bench/methods/<name>.py`` with a :class:`Method` subclass and
 its hyperparameter dataclass, add ``config/methods/<name>.yaml`` with the published
@@ -46,6 +48,7 @@ def register_method(
     open_vocabulary: bool = False,
     interpolable: bool = False,
     uses_prototypes: bool = False,
+    regularizers: tuple[str, ...] = (),
 ) -> None:
     """Registers a method class given as ``"module:Class"`` (see module docstring)."""
     METHODS.register(
@@ -57,13 +60,18 @@ def register_method(
         open_vocabulary=open_vocabulary,
         interpolable=interpolable,
         uses_prototypes=uses_prototypes,
+        regularizers=tuple(regularizers),
     )(target)
 
 
 def register_modifier(
     name: str, target: str, *, description: str, acts_on: str = "predictions"
 ) -> None:
-    """Registers a modifier ``"module:function"`` acting on ``predictions`` or ``weights``."""
+    """Registers a modifier acting on ``predictions``, ``weights`` or the ``objective``.
+
+    ``target`` is ``"module:function"`` for the first two; an objective modifier is
+    applied by the method itself (:meth:`bench.methods.base.Method.enable_regularizer`).
+    """
     MODIFIERS.register(name, description=description, acts_on=acts_on)(target)
 
 
@@ -93,9 +101,25 @@ def split_method_name(name: str) -> tuple[str, list[str]]:
                 f"unknown modifier {modifier!r} in method {name!r}; valid modifiers: "
                 f"{', '.join(MODIFIERS.names())}"
             )
-        if MODIFIERS.metadata(modifier)["acts_on"] != "weights":
+        acts_on = MODIFIERS.metadata(modifier)["acts_on"]
+        if acts_on == "objective":
+            if any(MODIFIERS.metadata(m)["acts_on"] != "objective" for m in modifiers[:position]):
+                raise ValueError(
+                    f"method {name!r}: +{modifier} changes the training objective, so it must "
+                    f"come right after the method ({base}+{modifier}+...)"
+                )
+            if modifier not in METHODS.metadata(base)["regularizers"]:
+                valid = ", ".join(
+                    n for n in METHODS.names() if modifier in METHODS.metadata(n)["regularizers"]
+                )
+                raise ValueError(
+                    f"method {name!r}: +{modifier} regularises the training of {valid}, not "
+                    f"of {base}"
+                )
             continue
-        if position != 0:
+        if acts_on != "weights":
+            continue
+        if any(MODIFIERS.metadata(m)["acts_on"] != "objective" for m in modifiers[:position]):
             raise ValueError(
                 f"method {name!r}: +{modifier} acts on the fine-tuned weights, so it must come "
                 f"right after the method ({base}+{modifier}+...)"
@@ -112,12 +136,28 @@ def split_method_name(name: str) -> tuple[str, list[str]]:
 def weights_stem(name: str) -> str:
     """The part of a method name that a fit or weights job produces.
 
-    ``"flyp+wise+ts"`` -> ``"flyp+wise"``; ``"full_ft+ts"`` -> ``"full_ft"``. The rest are
-    prediction modifiers applied to that run's saved predictions.
+    ``"flyp+wise+ts"`` -> ``"flyp+wise"``; ``"full_ft+ts"`` -> ``"full_ft"``;
+    ``"coop+dor+ts"`` -> ``"coop+dor"``. The rest are prediction modifiers applied to
+    that run's saved predictions.
     """
     base, modifiers = split_method_name(name)
-    weight_modifiers = [m for m in modifiers if MODIFIERS.metadata(m)["acts_on"] == "weights"]
-    return "+".join([base, *weight_modifiers])
+    kept = [m for m in modifiers if MODIFIERS.metadata(m)["acts_on"] != "predictions"]
+    return "+".join([base, *kept])
+
+
+def fit_stem(name: str) -> str:
+    """The part of a method name that a fit job trains: the method and its regularisers.
+
+    ``"coop+dor+ts"`` -> ``"coop+dor"``; ``"flyp+wise"`` -> ``"flyp"``.
+    """
+    base, _ = split_method_name(name)
+    return "+".join([base, *objective_modifiers(name)])
+
+
+def objective_modifiers(name: str) -> list[str]:
+    """The regularisers ``name`` adds to its base method's training, in order."""
+    _, modifiers = split_method_name(name)
+    return [m for m in modifiers if MODIFIERS.metadata(m)["acts_on"] == "objective"]
 
 
 def prediction_modifiers(name: str) -> list[str]:
@@ -260,6 +300,32 @@ register_method(
     uses_backbone=False,
     vision_language=True,
     uses_prototypes=True,
+)
+register_method(
+    "coop",
+    "bench.methods.coop:CoOp",
+    description="prompt tuning: learned context vectors in the text tower's token embeddings",
+    uses_features=True,
+    vision_language=True,
+    open_vocabulary=True,
+    uses_prototypes=True,
+    regularizers=("dor",),
+)
+register_method(
+    "kgcoop",
+    "bench.methods.kgcoop:KgCoOp",
+    description="CoOp + a pull of the class text embeddings toward the zero-shot ones",
+    uses_features=True,
+    vision_language=True,
+    open_vocabulary=True,
+    uses_prototypes=True,
+    regularizers=("dor",),
+)
+register_modifier(
+    "dor",
+    "bench.methods.dor:DORRegularizer",
+    description="DOR: outlier words' learned-prompt embeddings held at zero-shot CLIP's",
+    acts_on="objective",
 )
 register_modifier(
     "ts",

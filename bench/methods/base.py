@@ -106,6 +106,15 @@ class Method:
             name = type(self).__name__
             raise TypeError(f"{name}: unknown hyperparameter(s) {unknown}; valid: {sorted(valid)}")
         self.hparams = self.Hparams(**hparams)
+        self.regularizers: list[str] = []
+
+    def enable_regularizer(self, name: str) -> None:
+        """Adds an objective modifier (``coop+dor``: ``dor``) to this method's training.
+
+        The method reads ``self.regularizers`` in :meth:`run`; the registry has already
+        checked that it supports ``name`` (``register_method(..., regularizers=...)``).
+        """
+        self.regularizers.append(name)
 
     def run(self, ctx: FitContext) -> dict[str, SplitPrediction]:
         """Fits and predicts.

@@ -14,6 +14,13 @@ Splits (``SizeLimits`` caps in brackets, all sampling seeded by ``data_seed`` on
   ``test`` images, with a seed derived from (``data_seed``, ``c``, ``k``);
 * ``ood_heldout`` (ood): t10k images of the held-out classes [``max_eval``];
 * ``ood_digits`` (ood): scikit-learn's digits resized to 28x28 [``max_eval``].
+
+Base-to-new (option ``base_to_new``, CoCoOp's protocol through
+:func:`bench.tasks.base.base_to_new`): the first half of the in-distribution classes
+(t-shirt/top, trouser, pullover, dress with the default held-out classes) are the base
+classes that ``train``, ``val`` and ``test`` keep; ``test_new`` holds the other half's
+test images under their own names; the shift and OOD splits are dropped, as the
+protocol scores base and new classes only.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from bench.data.sampling import (
     stratified_indices,
 )
 from bench.tasks import DataPaths, SizeLimits, register_task
-from bench.tasks.base import OOD_LABEL, FewShot, Split, SplitInfo, TaskData
+from bench.tasks.base import OOD_LABEL, FewShot, Split, SplitInfo, TaskData, base_to_new
 
 NAME = "fmnist"
 
@@ -47,6 +54,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     # semantically new rather than a relabelled ID class.
     "ood_classes": ("sandal", "bag"),
     "shots": None,
+    "base_to_new": False,
     "verify_counts": True,
 }
 
@@ -65,6 +73,7 @@ TEMPLATES: list[str] = [
 def _options(options: dict[str, Any]) -> dict[str, Any]:
     opts = resolve_options(NAME, options, DEFAULT_OPTIONS)
     check_bool(NAME, "verify_counts", opts["verify_counts"])
+    check_bool(NAME, "base_to_new", opts["base_to_new"])
     ood = opts["ood_classes"]
     if isinstance(ood, str) or not all(isinstance(c, str) for c in ood):
         raise TypeError(f"task {NAME!r}: option 'ood_classes' must be a list of class names")
@@ -134,6 +143,7 @@ def build_fmnist(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskDa
         limits: Split size caps and the data seed.
         **options: ``ood_classes`` (class names held out, default sandal and bag);
             ``shots`` (k-shot training drawn per seed; null trains on the capped pool);
+            ``base_to_new`` (CoCoOp's base-to-new split of the classes);
             ``verify_counts`` (check the files against the published counts).
 
     Returns:
@@ -213,4 +223,5 @@ def build_fmnist(paths: DataPaths, limits: SizeLimits, **options: Any) -> TaskDa
         "scikit-learn returned no digits (or max_eval is 0)",
     )
     few_shot = None if shots is None else FewShot(shots, min(shots, MAX_VAL_SHOTS), seed)
-    return TaskData(NAME, "vision", classnames, splits, list(TEMPLATES), few_shot=few_shot)
+    task = TaskData(NAME, "vision", classnames, splits, list(TEMPLATES), few_shot=few_shot)
+    return base_to_new(task) if opts["base_to_new"] else task

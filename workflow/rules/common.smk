@@ -83,17 +83,22 @@ wildcard_constraints:
 
 # --- input functions -------------------------------------------------------------------
 
-from bench.methods import list_modifiers, method_metadata, split_method_name, weights_stem  # noqa: E402
+from bench.methods import fit_stem, list_modifiers, method_metadata, split_method_name, weights_stem  # noqa: E402
 from bench.methods import MODIFIERS  # noqa: E402
 
 # Base methods whose fit jobs keep their weights (the grid lists <method>+wise), and the
 # method wildcard of the plain fit rule, which leaves them to rule fit_keeping_weights.
 # (The lookahead stops at the "/" that follows the method in the path.)
 WISE_BASES = sorted(
-    {weights_stem(m).split("+")[0] for m in GRID.config["methods"] if "+" in weights_stem(m)}
+    {fit_stem(m) for m in GRID.config["methods"] if weights_stem(m) != fit_stem(m)}
 )
+# A fit job's method: a base method and the regularisers it trains with (coop+dor).
+_OBJECTIVE_MODIFIER = _alternatives(
+    m for m in list_modifiers() if MODIFIERS.metadata(m)["acts_on"] == "objective"
+)
+FIT_STEM = f"[a-z0-9_]+(?:\\+(?:{_OBJECTIVE_MODIFIER}))*" if _OBJECTIVE_MODIFIER else r"[a-z0-9_]+"
 FIT_WITHOUT_WEIGHTS = (
-    f"(?!(?:{_alternatives(WISE_BASES)})/)[a-z0-9_]+" if WISE_BASES else r"[a-z0-9_]+"
+    f"(?!(?:{_alternatives(WISE_BASES)})/){FIT_STEM}" if WISE_BASES else FIT_STEM
 )
 _PREDICTION_MODIFIER = _alternatives(
     m for m in list_modifiers() if MODIFIERS.metadata(m)["acts_on"] == "predictions"
@@ -133,7 +138,7 @@ def features_stamp(wildcards):
 
 def _stamped_jobs():
     """Every feature and fit job of the grid with the hash the current config gives it."""
-    fits = sorted({(c.task, c.backbone, c.base_method, c.seed) for c in GRID.cells})
+    fits = sorted({(c.task, c.backbone, fit_stem(c.method), c.seed) for c in GRID.cells})
     for task, backbone, method, seed in fits:
         yield Stamped(
             Path(fit_stamp(task, backbone, method, seed)),
@@ -141,7 +146,9 @@ def _stamped_jobs():
             GRID.cell_hash(Cell(task, backbone, method, seed)),
             run_json_hash,
         )
-    for task, backbone in sorted({(t, b) for t, b, m, _ in fits if method_metadata(m)["uses_features"]}):
+    for task, backbone in sorted(
+        {(t, b) for t, b, m, _ in fits if method_metadata(split_method_name(m)[0])["uses_features"]}
+    ):
         yield Stamped(
             Path(stamp_path("features", task, backbone)),
             Path(features_file(task, backbone)),

@@ -89,7 +89,7 @@ rule posthoc:
     wildcard_constraints:
         # The base is a fit or a weights job (flyp, flyp+wise); the modifiers act on its
         # predictions (ts, ts+ts).
-        base=r"[a-z0-9_]+(?:\+wise)?",
+        base=f"{FIT_STEM}(?:\\+wise)?",
         modifier=PREDICTION_MODIFIERS,
     params:
         out_dir=run_output_dir,
