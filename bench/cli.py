@@ -109,16 +109,16 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def cmd_features(args) -> int:
-    from bench.engine.features import OutlierRequest, compute_features, save_features
+def grid_features(grid: Grid, task_name: str, task, backbone, engine):
+    """The feature cache of a grid task: what every features job (and benchmark) computes.
 
-    grid, _ = _cell_grid(args)
-    engine = _engine(grid, args.threads)
-    task = _build_task(grid, args.task)
-    backbone = _build_backbone(grid, args.backbone)
-    extras = grid.feature_extras(args.task)
+    Includes the parts the grid's methods ask for (:meth:`Grid.feature_extras`).
+    """
+    from bench.engine.features import OutlierRequest, compute_features
+
+    extras = grid.feature_extras(task_name)
     outliers = extras.get("outliers")
-    features = compute_features(
+    return compute_features(
         task,
         backbone,
         engine,
@@ -129,6 +129,16 @@ def cmd_features(args) -> int:
         if outliers is None
         else OutlierRequest(str(grid.data_paths().wordnet), outliers["size"], outliers["template"]),
     )
+
+
+def cmd_features(args) -> int:
+    from bench.engine.features import save_features
+
+    grid, _ = _cell_grid(args)
+    engine = _engine(grid, args.threads)
+    task = _build_task(grid, args.task)
+    backbone = _build_backbone(grid, args.backbone)
+    features = grid_features(grid, args.task, task, backbone, engine)
     save_features(
         args.out,
         features,

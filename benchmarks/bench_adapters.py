@@ -36,10 +36,9 @@ def main() -> None:
 
     import torch
 
-    from bench.cli import _build_backbone, _build_task, _engine
+    from bench.cli import _build_backbone, _build_task, _engine, grid_features
     from bench.config import load_grid_file
     from bench.engine import seed_everything
-    from bench.engine.features import compute_features
     from bench.methods import create_method, method_metadata, split_method_name
     from bench.methods.base import FitContext, closed_vocabulary_view
 
@@ -70,14 +69,7 @@ def main() -> None:
     extras = grid.feature_extras(args.task)
     sync()
     start = time.perf_counter()
-    features = compute_features(
-        task,
-        backbone,
-        engine,
-        seeds=grid.config["seeds"],
-        train_views=extras.get("train_views", 0),
-        prototypes=extras.get("prototypes", False),
-    )
+    features = grid_features(grid, args.task, task, backbone, engine)
     sync()
     extraction = time.perf_counter() - start
     images = sum(len(s.labels) for s in features.splits.values()) + sum(
@@ -90,7 +82,8 @@ def main() -> None:
             "backbone": backbone_name,
             "seconds": round(extraction, 3),
             "images": images,
-            **extras,
+            **{k: v for k, v in extras.items() if k != "outliers"},
+            "outliers": (extras.get("outliers") or {}).get("size", 0),
         }
     )
     del backbone

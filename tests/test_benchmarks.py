@@ -1,0 +1,47 @@
+"""The adapter-cost benchmark runs and prints its JSON figures (a smoke test, not a timing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+from conftest import REPO_ROOT
+
+
+def test_bench_adapters_prints_extraction_and_method_times(tmp_path, shared_data):
+    config = {
+        "data": {"root": str(shared_data)},
+        "method_config_dir": str(REPO_ROOT / "config" / "methods"),
+        "seeds": [0],
+        "methods": ["clap", "tip_adapter"],
+        "hparams": {"clap": {"epochs": 5, "train_views": 2}, "tip_adapter": {"train_views": 2}},
+        "runtime": {"device": "cpu"},
+        "tasks": {
+            "fmnist_1shot": {
+                "task": "fmnist",
+                "backbones": ["clip_tiny.random"],
+                "limits": {"max_eval": 16},
+                "options": {"shots": 1},
+            }
+        },
+    }
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_adapters.py"), "--config",
+         str(path), "--task", "fmnist_1shot", "--threads", "1"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    extraction = records[0]
+    assert extraction["what"] == "feature_extraction" and extraction["train_views"] == 2
+    assert extraction["images"] == 8 * (1 + 1 + 2) + 16 * 15  # train, val, 2 views; 15 eval splits
+    methods = {r["method"]: r for r in records if r["what"] == "method"}
+    assert set(methods) == {"clap", "tip_adapter"}
+    summary = records[-1]
+    assert summary["what"] == "summary" and summary["methods_fraction_of_extraction"] > 0
