@@ -42,6 +42,10 @@ ENSEMBLE_SUFFIX = "+ens"
 # Runtime keys that never change a result (the resume test shows checkpointing does not),
 # left out of the cell hash so changing them reruns nothing.
 RESULT_NEUTRAL_RUNTIME = ("checkpoint_every",)
+# Hyperparameters added after results existed, left out of a cell's settings (and hash)
+# while they have the value that reproduces those results, so adding them reran nothing.
+# The dataclass defaults equal these, so the fit job builds the same method without them.
+HASH_NEUTRAL_DEFAULTS: dict[str, dict[str, Any]] = {"linear_probe": {"search": "grid"}}
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,9 @@ class Grid:
         settings = {
             **self._input_settings(cell.task, cell.backbone),
             "method": cell.method,
-            "hparams": self.method_hparams(cell.task, cell.base_method),
+            "hparams": result_hparams(
+                cell.method, self.method_hparams(cell.task, cell.base_method)
+            ),
             "seed": cell.seed,
         }
         if "wise" in split_method_name(cell.method)[1]:
@@ -205,6 +211,23 @@ class Grid:
         merged.update({k: v for k, v in task_hparams.get("*", {}).items() if k in defaults})
         merged.update(task_hparams.get(method, {}))
         return merged
+
+
+def result_hparams(method: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters that can change ``method``'s result (what its cell hashes).
+
+    Drops those at a :data:`HASH_NEUTRAL_DEFAULTS` value, and the ``dor_*`` keys of a
+    method trained without ``+dor`` (they are read only by the regulariser).
+    """
+    base, _ = split_method_name(method)
+    neutral = HASH_NEUTRAL_DEFAULTS.get(base, {})
+    with_dor = "dor" in objective_modifiers(method)
+    return {
+        key: value
+        for key, value in hparams.items()
+        if not (key in neutral and neutral[key] == value)
+        and (with_dor or not key.startswith("dor_"))
+    }
 
 
 def registered_task(config: dict[str, Any], task: str) -> str:
@@ -467,6 +490,25 @@ def _check_head_init(config: dict[str, Any], merged_hparams: list) -> None:
             )
 
 
+#: Values of the shared ``search`` key per method (the schema admits the union).
+SEARCH_CHOICES = {
+    "linear_probe": ("grid", "coop"),
+    "tip_adapter": (True, False),
+    "tip_adapter_f": (True, False),
+}
+
+
+def _check_search(config: dict[str, Any], merged_hparams: list) -> None:
+    """``search`` means a penalty search for the linear probe, on/off for Tip-Adapter."""
+    for task, _, method, hparams in merged_hparams:
+        valid = SEARCH_CHOICES.get(method)
+        if valid is not None and "search" in hparams and hparams["search"] not in valid:
+            raise ConfigError(
+                f"tasks.{task}: {method}'s search {hparams['search']!r} is not valid for it; "
+                f"valid choices: {', '.join(map(str, valid))}"
+            )
+
+
 def _check_dor(config: dict[str, Any], paths: DataPaths, merged_hparams: list) -> None:
     """``+dor`` has WordNet's nouns to draw outliers from, and one frozen template per task."""
     with_dor = sorted(
@@ -546,6 +588,7 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
     _check_uap_options(config, paths, merged_hparams)
     _check_head_init(config, merged_hparams)
     _check_dor(config, paths, merged_hparams)
+    _check_search(config, merged_hparams)
     skipped = {}
     for task, block in config["tasks"].items():
         try:

@@ -11,9 +11,9 @@ Two optional parts serve the few-shot adapters (CLAP, BayesAdapter, Tip-Adapter,
 which then need no encoder pass of their own:
 
 * ``train/views`` ``[V, N, D]``: ``V`` augmented views of every training image, encoded
-  with the backbone's training transform (random resized crops of 50-100% of the area
-  and flips for image files, flips for in-memory images), each view seeded, as the
-  adapters' papers cache them (Tip-Adapter 10 views, CLAP 20);
+  as the adapters' papers cache them (Tip-Adapter 10 views, CLAP 20): a random resized
+  crop of 50-100% of the area and a horizontal flip of the evaluation-prepared image
+  (in-memory images and decoded image files alike), seeded per image and view;
 * ``__prototypes__`` ``[C, D]``: the zero-shot class embeddings of a vision-language
   backbone, prompt-ensembled over the task's templates as CLIP does (the normalised
   mean of normalised text embeddings); ``__prototypes_raw__`` ``[C, D]``: the plain
@@ -117,13 +117,51 @@ class FeatureSet:
 
 #: Area range of the random crops of the augmented training views (Tip-Adapter's).
 VIEW_CROP_SCALE = (0.5, 1.0)
+#: Aspect-ratio range of those crops (torchvision's RandomResizedCrop default).
+VIEW_CROP_RATIO = (3 / 4, 4 / 3)
 
 
-def encode_views(backbone, split, engine, views: int, task: str) -> np.ndarray:
+def augment_views(images, seeds: list[int]):
+    """A seeded random-resized crop and horizontal flip of each uint8 image ``[B, C, H, W]``.
+
+    Image ``i`` is cropped to ``VIEW_CROP_SCALE`` of its area at an aspect ratio in
+    ``VIEW_CROP_RATIO``, resized back to ``H x W`` (bilinear) and flipped with
+    probability 1/2, all drawn from a generator seeded with ``seeds[i]`` alone.
+    """
+    import math
+
+    import torch
+
+    out = torch.empty_like(images)
+    _, _, height, width = images.shape
+    log_low, log_high = (math.log(r) for r in VIEW_CROP_RATIO)
+    low, high = VIEW_CROP_SCALE
+    for i, seed in enumerate(seeds):
+        draw = torch.rand(5, generator=torch.Generator().manual_seed(int(seed))).tolist()
+        area = height * width * (low + (high - low) * draw[0])
+        ratio = math.exp(log_low + (log_high - log_low) * draw[1])
+        crop_w = min(width, max(1, round(math.sqrt(area * ratio))))
+        crop_h = min(height, max(1, round(math.sqrt(area / ratio))))
+        top = min(int(draw[2] * (height - crop_h + 1)), height - crop_h)
+        left = min(int(draw[3] * (width - crop_w + 1)), width - crop_w)
+        crop = images[i : i + 1, :, top : top + crop_h, left : left + crop_w].float()
+        crop = torch.nn.functional.interpolate(
+            crop, size=(height, width), mode="bilinear", align_corners=False
+        )
+        if draw[4] < 0.5:
+            crop = crop.flip(-1)
+        out[i] = crop[0].round().clamp(0, 255).to(images.dtype)
+    return out
+
+
+def encode_views(backbone, split, engine, views: int, task: str, keys=None) -> np.ndarray:
     """``[V, N, D]`` frozen features of ``views`` augmented passes over a split.
 
-    View ``v`` is augmented with seeds derived from ``(task, v)`` only, so the cache is
-    the same on every machine and for every grid that asks for as many views.
+    Images are prepared as for evaluation (image files: resized and centre-cropped) and
+    then augmented by :func:`augment_views`; image ``i`` of view ``v`` is seeded by
+    ``(task, v, keys[i])`` alone (``keys``: each row's position in the few-shot pool,
+    else its index), so a support image gets the same views whatever else the cache
+    holds (other seeds' draws), the batch size or the machine.
     """
     import torch
 
@@ -131,36 +169,18 @@ def encode_views(backbone, split, engine, views: int, task: str) -> np.ndarray:
     from bench.engine.loop import index_batches, prepared_batches
 
     backbone.eval()
-    out = []
+    keys = np.arange(len(split)) if keys is None else np.asarray(keys)
     batches = list(index_batches(len(split), engine.eval_batch_size, False, None))
-    transform = backbone.image_transform(True)
-    if hasattr(transform, "scale"):
-        transform = dataclasses.replace(transform, scale=VIEW_CROP_SCALE)
-    encoder = _ViewEncoder(backbone, transform)
+    out = []
     for view in range(views):
-        view_seed = derive_seed(0, task, "view", view)
-        torch.manual_seed(view_seed)  # in-memory images: flips drawn from torch's generator
-        seeds = [derive_seed(view_seed, b) for b in range(len(batches))]
         parts = []
         with torch.no_grad():
-            for _, batch in prepared_batches(encoder, split.inputs, batches, True, engine, seeds):
+            for index, batch in prepared_batches(backbone, split.inputs, batches, False, engine):
+                seeds = [derive_seed(0, task, "view", view, int(keys[i])) for i in index]
                 with engine.autocast():
-                    parts.append(backbone(batch).float().cpu())
+                    parts.append(backbone(augment_views(batch, seeds)).float().cpu())
         out.append(torch.cat(parts).numpy())
     return np.stack(out).astype(np.float32)
-
-
-class _ViewEncoder:
-    """The backbone as :func:`prepared_batches` sees it, with the views' crop range."""
-
-    def __init__(self, backbone, transform):
-        self._backbone, self._transform = backbone, transform
-
-    def image_transform(self, train: bool):
-        return self._transform if train else self._backbone.image_transform(False)
-
-    def prepare(self, raw, train: bool = False):
-        return self._backbone.prepare(raw, train=train)
 
 
 @dataclass
@@ -316,7 +336,7 @@ def compute_features(
         views = None
         if name == "train" and train_views > 0:
             engine.log(f"features: {train_views} augmented views of train")
-            views = encode_views(backbone, split, engine, train_views, task.name)
+            views = encode_views(backbone, split, engine, train_views, task.name, pool_index)
         splits[name] = FeatureSplit(
             split.info,
             feats.astype(np.float32),

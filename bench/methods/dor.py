@@ -44,7 +44,10 @@ class OutlierSampler:
 
     def __init__(self, size: int, batch_size: int, seed: int) -> None:
         if size < 1:
-            raise ValueError("DOR's outlier pool is empty")
+            raise ValueError(
+                "DOR's outlier pool is empty: every WordNet noun was excluded as a class name "
+                "or synonym; check data.wordnet (data.noun) and dor_pool_size"
+            )
         self.size, self.batch_size = size, min(batch_size, size)
         self.rng = np.random.default_rng(seed)
         self.order, self.position = self.rng.permutation(size), 0

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench.io import atomic_write_bytes, atomic_write_parquet
+from bench.reporting import fit_job_method
 from bench.reporting.stats import harmonic_mean
 
 TABLE_COLUMNS = [
@@ -123,7 +124,7 @@ def read_costs(benchmarks_root: Path, run_dirs: list[str]) -> pd.DataFrame:
                 )
                 candidates = seed_dirs
             else:
-                base = method.split("+")[0]
+                base = fit_job_method(method)
                 candidates = [benchmarks_root / "fit" / task / backbone / base / f"{seed}.tsv"]
                 if base != method:
                     candidates.append(

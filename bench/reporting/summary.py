@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.reporting import fit_job_method
 from bench.reporting.stats import BASE_TO_NEW, HARMONIC_MEAN, OOD_MEAN, SHIFT_MEAN, harmonic_mean
 
 COST = "cost"
@@ -104,7 +105,7 @@ def _log_candidates(results: Path, task: str, backbone: str, method: str, seed: 
     logs = results / "logs"
     if seed == "ensemble":
         return [logs / "ensemble" / task / backbone / f"{method.removesuffix('+ens')}.log"]
-    base = method.split("+")[0]
+    base = fit_job_method(method)
     candidates = [logs / "fit" / task / backbone / base / f"seed{seed}.log"]
     if base != method:
         candidates.insert(0, logs / "posthoc" / task / backbone / method / f"seed{seed}.log")
