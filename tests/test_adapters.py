@@ -90,11 +90,20 @@ def test_cache_holds_seeded_views_and_the_zero_shot_prototypes(tiny_cache):
     assert features.prototypes.logit_scale == pytest.approx(
         float(backbone.logit_scale.detach().exp()), rel=1e-6
     )
-    # The views are seeded by (task, view) alone: a second extraction gives the same ones.
+    # In-memory images are augmented too: the views differ from each other and from the
+    # un-augmented features.
+    assert not np.allclose(train.views[0], train.views[1])
+    assert not np.allclose(train.views[0], train.features)
+    # Seeded per (task, view, image): another extraction, at another batch size, gives
+    # the same views.
     again = compute_features(
-        task, create_backbone("clip_tiny.random"), engine(), train_views=2, prototypes=True
+        task,
+        create_backbone("clip_tiny.random"),
+        Engine.create("cpu", "fp32", threads=2, eval_batch_size=7),
+        train_views=2,
+        prototypes=True,
     )
-    np.testing.assert_array_equal(again.splits["train"].views, train.views)
+    np.testing.assert_allclose(again.splits["train"].views, train.views, atol=1e-5)
 
 
 def test_views_of_image_files_are_augmented_crops(tmp_path):
@@ -112,6 +121,18 @@ def test_views_of_image_files_are_augmented_crops(tmp_path):
     train = features.splits["train"]
     assert not np.allclose(train.views[0], train.views[1])
     assert not np.allclose(train.views[0], train.features)
+
+
+def test_a_support_images_views_do_not_depend_on_the_grids_other_seeds(shared_data):
+    """Few-shot pools: the views of seed 0's images are the same whether the cache also
+    holds seed 1's draw or not (each image is seeded by its position in the pool)."""
+    from bench.tasks import DataPaths, SizeLimits, create_task
+
+    task = create_task("fmnist", DataPaths(root=shared_data), SizeLimits(max_eval=8), shots=2)
+    backbone = create_backbone("tiny_cnn.random")
+    alone = compute_features(task, backbone, engine(), seeds=(0,), train_views=2).for_seed(0)
+    shared = compute_features(task, backbone, engine(), seeds=(0, 1), train_views=2).for_seed(0)
+    np.testing.assert_allclose(alone.splits["train"].views, shared.splits["train"].views, atol=1e-5)
 
 
 def test_adapter_data_needs_prototypes_and_enough_views(tiny_cache):
@@ -453,3 +474,33 @@ def test_feature_extras_follow_the_grids_adapters(shared_data):
     tuned = copy.deepcopy(fmnist_grid(shared_data, tasks, ["tip_adapter"]))
     tuned["hparams"] = {"tip_adapter": {"train_views": 0}}
     assert load_grid(tuned).feature_extras("fmnist") == {"prototypes": True}
+
+
+def test_new_default_hyperparameters_leave_existing_cell_hashes_alone(shared_data):
+    from bench.config import result_hparams
+
+    probe = {"l2_grid": [0.1], "max_iter": 200, "search": "grid"}
+    assert result_hparams("linear_probe", probe) == {"l2_grid": [0.1], "max_iter": 200}
+    assert result_hparams("linear_probe", {**probe, "search": "coop"})["search"] == "coop"
+    coop = {"lr": 0.002, "dor_weight": 8.0, "dor_pool_size": 5000}
+    assert result_hparams("coop", coop) == {"lr": 0.002}
+    assert result_hparams("coop+dor+ts", coop) == coop
+
+
+def test_search_values_are_checked_per_method(shared_data):
+    tasks = {"fmnist": {"backbones": ["devise_lite0_minilm.imagenet"], "options": {"shots": 1}}}
+    config = fmnist_grid(shared_data, tasks, ["linear_probe", "tip_adapter"])
+    config["hparams"] = {"linear_probe": {"search": True}}
+    with pytest.raises(ConfigError, match="linear_probe's search True is not valid.*grid, coop"):
+        load_grid(config)
+    config["hparams"] = {"tip_adapter": {"search": "coop"}}
+    with pytest.raises(ConfigError, match="tip_adapter's search 'coop' is not valid"):
+        load_grid(config)
+
+
+def test_reports_find_a_regularised_runs_own_fit_job():
+    from bench.reporting import fit_job_method
+
+    assert fit_job_method("coop+dor+ts") == "coop+dor"
+    assert fit_job_method("full_ft+ts") == "full_ft"
+    assert fit_job_method("retired_method+ts") == "retired_method"

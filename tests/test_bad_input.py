@@ -224,6 +224,12 @@ DAG_CASES = [
         "/nonexistent/wordnet/data.noun does not exist",
     ),
     (
+        "search-value-of-another-method",
+        lambda c: c["tasks"]["fmnist"]["hparams"].update(linear_probe={"search": True}),
+        "config error: tasks.fmnist: linear_probe's search True is not valid for it; valid "
+        "choices: grid, coop",
+    ),
+    (
         "negative-checkpoint-interval",
         lambda c: c["runtime"].update(checkpoint_every=-1),
         "config error: runtime.checkpoint_every: -1 is less than the minimum of 0",
