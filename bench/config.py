@@ -22,6 +22,7 @@ from bench.methods import (
     METHODS,
     fit_stem,
     list_methods,
+    method_head,
     method_metadata,
     objective_modifiers,
     split_method_name,
@@ -45,7 +46,16 @@ RESULT_NEUTRAL_RUNTIME = ("checkpoint_every",)
 # Hyperparameters added after results existed, left out of a cell's settings (and hash)
 # while they have the value that reproduces those results, so adding them reran nothing.
 # The dataclass defaults equal these, so the fit job builds the same method without them.
-HASH_NEUTRAL_DEFAULTS: dict[str, dict[str, Any]] = {"linear_probe": {"search": "grid"}}
+_NEW_TRAINING_KEYS = {"optimizer": "adamw", "grad_accumulation": 1}
+HASH_NEUTRAL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "linear_probe": {"search": "grid"},
+    **{
+        m: _NEW_TRAINING_KEYS
+        for m in ("full_ft", "label_smoothing", "lp_ft", "l2_sp", "uap", "uap_map", "flyp", "carot")
+    },
+}
+#: Where ``<method>@<optimizer>`` finds the optimiser's defaults (``ivon.yaml``).
+OPTIMIZER_CONFIG_DIR = REPO_ROOT / "config" / "optimizers"
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class Cell:
 
     @property
     def base_method(self) -> str:
+        """The method and its optimiser choice (``full_ft@ivon`` of ``full_ft@ivon+ts``)."""
         return self.method.split("+")[0]
 
     @property
@@ -202,14 +213,29 @@ class Grid:
         """Merged hyperparameters; later sources win.
 
         Order: defaults file, grid ``hparams``, task ``hparams["*"]``, task
-        ``hparams[method]``.
+        ``hparams[method]``. For ``<method>@<optimizer>`` (``full_ft@ivon``) three more
+        follow: the optimiser's file (``config/optimizers/ivon.yaml``), whose ``method``
+        block replaces the method's learning rates and decay (AdamW's values have other
+        units and never carry over, not even from ``"*"``), then grid and task
+        ``hparams["full_ft@ivon"]``. Keys of the optimiser's own (``settings``) are
+        collected under ``ivon``.
         """
-        defaults = method_defaults(method, self.config["method_config_dir"])
+        base, _, optimizer = method.partition("@")
+        defaults = method_defaults(base, self.config["method_config_dir"])
         merged = dict(defaults)
         task_hparams = self.config["tasks"][task]["hparams"]
-        merged.update(self.config["hparams"].get(method, {}))
+        merged.update(self.config["hparams"].get(base, {}))
         merged.update({k: v for k, v in task_hparams.get("*", {}).items() if k in defaults})
-        merged.update(task_hparams.get(method, {}))
+        merged.update(task_hparams.get(base, {}))
+        if not optimizer:
+            return merged
+        spec = optimizer_defaults(optimizer)
+        merged.update({k: v for k, v in spec["method"].items() if k in defaults})
+        settings = dict(spec["settings"])
+        for layer in (self.config["hparams"].get(method, {}), task_hparams.get(method, {})):
+            for key, value in layer.items():
+                (merged if key in defaults or key not in settings else settings)[key] = value
+        merged[optimizer] = settings
         return merged
 
 
@@ -244,6 +270,11 @@ def registered_task(config: dict[str, Any], task: str) -> str:
 def config_hash(obj: Any) -> str:
     """First 12 hex digits of the SHA-256 of canonical JSON."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def optimizer_defaults(optimizer: str) -> dict[str, dict[str, Any]]:
+    """``config/optimizers/<optimizer>.yaml``: ``{"method": {...}, "settings": {...}}``."""
+    return yaml.safe_load((OPTIMIZER_CONFIG_DIR / f"{optimizer}.yaml").read_text())
 
 
 def method_defaults(method: str, config_dir: str | Path) -> dict[str, Any]:
@@ -369,13 +400,15 @@ HPARAMS_SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "hparams.schema.yaml"
 
 
 def _merged_hparams(config: dict[str, Any]) -> list[tuple[str, dict, str, dict[str, Any]]]:
-    """``(task, task block, base method, merged hyperparameters)`` of every pair in the grid.
+    """``(task, task block, method, merged hyperparameters)`` of every pair in the grid.
+
+    The method keeps its optimiser (``full_ft@ivon``), whose hyperparameters differ.
 
     Computed once per grid load and shared by the checks below (each merge reads the
     method's defaults file).
     """
     grid = Grid(config=config, cells=[])
-    methods = sorted({split_method_name(m)[0] for m in config["methods"]})
+    methods = sorted({method_head(m) for m in config["methods"]})
     return [
         (task, block, method, grid.method_hparams(task, method))
         for task, block in config["tasks"].items()
@@ -470,8 +503,7 @@ def _check_head_init(config: dict[str, Any], merged_hparams: list) -> None:
     WiSE-FT interpolates the fine-tuned head with the zero-shot one; a head trained from
     a random start on raw features is not a point on that line.
     """
-    names = [split_method_name(m) for m in config["methods"]]
-    interpolated = {base for base, modifiers in names if "wise" in modifiers}
+    interpolated = {method_head(m) for m in config["methods"] if "wise" in split_method_name(m)[1]}
     for task, block, method, hparams in merged_hparams:
         head_init = hparams.get("head_init")
         if head_init == "zero_shot":
@@ -501,7 +533,7 @@ SEARCH_CHOICES = {
 def _check_search(config: dict[str, Any], merged_hparams: list) -> None:
     """``search`` means a penalty search for the linear probe, on/off for Tip-Adapter."""
     for task, _, method, hparams in merged_hparams:
-        valid = SEARCH_CHOICES.get(method)
+        valid = SEARCH_CHOICES.get(split_method_name(method)[0])
         if valid is not None and "search" in hparams and hparams["search"] not in valid:
             raise ConfigError(
                 f"tasks.{task}: {method}'s search {hparams['search']!r} is not valid for it; "
@@ -509,11 +541,33 @@ def _check_search(config: dict[str, Any], merged_hparams: list) -> None:
             )
 
 
+def _check_optimizer_and_lora(config: dict[str, Any], merged_hparams: list) -> None:
+    """IVON is chosen by the method's name, and LoRA has linear layers to adapt.
+
+    ``optimizer: ivon`` set as a plain hyperparameter would train with IVON under the
+    AdamW method's name and learning rates; ``lora_ft`` on a convolutional encoder
+    would find no layer to adapt only when its job runs.
+    """
+    for task, block, method, hparams in merged_hparams:
+        if hparams.get("optimizer") == "ivon" and "@" not in method:
+            raise ConfigError(
+                f"tasks.{task}: {method}'s optimizer is set to 'ivon'; name the method "
+                f"{method}@ivon instead (it takes IVON's learning rates from "
+                "config/optimizers/ivon.yaml and shows in tables as such)"
+            )
+        if split_method_name(method)[0] == "lora_ft":
+            for backbone in block["backbones"]:
+                if not backbone_metadata(backbone)["linear_layers"]:
+                    raise ConfigError(
+                        f"tasks.{task}: {method} adapts linear layers but {backbone} is "
+                        "convolutional; use full_ft there, or a transformer backbone"
+                    )
+
+
 def _check_dor(config: dict[str, Any], paths: DataPaths, merged_hparams: list) -> None:
     """``+dor`` has WordNet's nouns to draw outliers from, and one frozen template per task."""
-    with_dor = sorted(
-        {split_method_name(m)[0] for m in config["methods"] if "dor" in objective_modifiers(m)}
-    )
+    methods = config["methods"]
+    with_dor = sorted({method_head(m) for m in methods if "dor" in objective_modifiers(m)})
     if not with_dor:
         return
     nouns = paths.wordnet / "data.noun"
@@ -547,9 +601,16 @@ def _check_hparams(config: dict[str, Any]) -> None:
             if m != "*"
         ]
     for key, method, overrides, valid_methods in sources:
-        if method not in METHODS:
+        base, _, optimizer = method.partition("@")
+        if base not in METHODS:
             raise ConfigError(f"{key}: unknown method; {valid_methods}")
-        valid = method_defaults(method, config_dir)
+        valid = dict(method_defaults(base, config_dir))
+        if optimizer:
+            try:
+                split_method_name(method)
+            except (UnknownNameError, ValueError) as error:
+                raise ConfigError(f"{key}: {error}") from None
+            valid.update(optimizer_defaults(optimizer)["settings"])
         for name in overrides:
             if name not in valid:
                 raise ConfigError(
@@ -589,6 +650,7 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
     _check_head_init(config, merged_hparams)
     _check_dor(config, paths, merged_hparams)
     _check_search(config, merged_hparams)
+    _check_optimizer_and_lora(config, merged_hparams)
     skipped = {}
     for task, block in config["tasks"].items():
         try:

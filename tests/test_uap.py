@@ -19,7 +19,7 @@ from bench.engine import seed_everything
 from bench.engine.checkpoint import Checkpointer
 from bench.engine.context import ContextSampler, strong_image_augment, word_salad
 from bench.engine.loop import Classifier
-from bench.engine.lora import LoRALinear, add_lora
+from bench.engine.lora import add_lora
 from bench.engine.posterior import MeanFieldGaussian
 from bench.errors import KernelError, Preempted
 from bench.methods import create_method
@@ -371,10 +371,23 @@ def test_lora_starts_at_the_pretrained_function_and_trains_only_adapters():
     batch = backbone.prepare(["a short text", "another one"])
     before = backbone.eval()(batch)
     adapted = add_lora(backbone, rank=2, alpha=4.0)
-    assert adapted and all(isinstance(backbone.get_submodule(n), LoRALinear) for n in adapted)
+    # peft's LoRA layer wraps each adapted linear layer (its frozen base_layer inside).
+    assert adapted and all(
+        type(backbone.get_submodule(n)).__module__.startswith("peft.") for n in adapted
+    )
     torch.testing.assert_close(backbone(batch), before)
     trainable = {n for n, p in backbone.named_parameters() if p.requires_grad}
-    assert trainable and all(n.endswith(("lora_a", "lora_b")) for n in trainable)
+    assert len(trainable) == 2 * len(adapted)
+    assert all(".lora_A." in n or ".lora_B." in n for n in trainable)
+    # The update is (alpha / rank) * B A x: with B set, the output moves by exactly that.
+    layer = backbone.get_submodule(adapted[0])
+    x = torch.randn(3, layer.base_layer.in_features)
+    with torch.no_grad():
+        layer.lora_B["default"].weight.normal_()
+        expected = layer.base_layer(x) + 2.0 * (
+            x @ layer.lora_A["default"].weight.T @ layer.lora_B["default"].weight.T
+        )
+    torch.testing.assert_close(layer(x), expected)
 
 
 def test_lora_skips_attention_projections_and_rejects_conv_nets():

@@ -20,6 +20,12 @@ from bench.engine.checkpoint import (
     rng_state,
     set_rng_state,
 )
+from bench.engine.optimizers import (
+    IVONSettings,
+    WeightPosterior,
+    build_optimizer,
+    optimizer_step,
+)
 from bench.engine.runtime import Engine
 from bench.errors import NonFiniteLossError, Preempted
 from bench.tasks.base import Split, take
@@ -61,6 +67,11 @@ class OptimConfig:
         warmup_fraction: Share of steps with linear warm-up before cosine decay to 0.
         grad_clip: Max global gradient norm (0 disables clipping).
         label_smoothing: Cross-entropy label smoothing.
+        optimizer: ``adamw``, or ``ivon`` (:mod:`bench.engine.optimizers`; a method name
+            ``<method>@ivon`` sets it with IVON's learning rates).
+        grad_accumulation: Micro-batches per optimiser step: each step's ``batch_size``
+            examples are split into this many forward/backward passes whose gradients
+            add up, for batches that do not fit in memory (the result is the same step).
     """
 
     epochs: float = 3
@@ -71,6 +82,8 @@ class OptimConfig:
     warmup_fraction: float = 0.1
     grad_clip: float = 1.0
     label_smoothing: float = 0.0
+    optimizer: str = "adamw"
+    grad_accumulation: int = 1
 
 
 def index_batches(
@@ -252,8 +265,12 @@ def train_classifier(
     extra_state: dict[str, Stateful] | None = None,
     objective: Callable[[Classifier, object, torch.Tensor], torch.Tensor] | None = None,
     extra_param_groups: list[dict] | None = None,
+    ivon: IVONSettings | None = None,
+    posterior: WeightPosterior | None = None,
+    schedule: Callable[[int], float] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """Fine-tunes ``model`` on ``train`` with AdamW and a cosine schedule.
+    """Fine-tunes ``model`` on ``train`` with ``cfg.optimizer`` and a cosine schedule.
 
     Epoch ``e`` draws its batch order and augmentation seeds from a generator seeded
     with ``(seed, e)``, so a run resumed from a checkpoint sees exactly the batches the
@@ -279,6 +296,12 @@ def train_classifier(
         extra_param_groups: AdamW parameter groups trained beside the model's (a
             variational posterior's scales), each a dict with ``params``, ``lr`` and
             ``weight_decay``; they follow the same schedule.
+        ivon: IVON's settings when ``cfg.optimizer`` is ``ivon`` (None: the defaults).
+        posterior: Bound to the optimiser, so the method can predict with IVON's
+            posterior draws (:class:`bench.engine.optimizers.WeightPosterior`).
+        schedule: Learning-rate multiplier per step (None: warm-up then cosine).
+        on_step: Called with the step count after every optimiser step (SWAG collects
+            its moments there).
 
     Returns:
         Summary: steps, final training loss (mean over the last epoch), examples/s,
@@ -295,12 +318,27 @@ def train_classifier(
         loss_fn = criterion
     total_steps = total_training_steps(len(train), cfg)
     log_interval = min(engine.log_every, max(1, total_steps // 5))
-    fused = engine.device.type == "cuda"
+    accumulation = int(cfg.grad_accumulation)
+    if not 1 <= accumulation <= cfg.batch_size:
+        raise ValueError(
+            f"grad_accumulation must be between 1 and batch_size ({cfg.batch_size}), got "
+            f"{cfg.grad_accumulation}"
+        )
     extra_param_groups = list(extra_param_groups or [])
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg) + extra_param_groups, fused=fused)
+    optimizer = build_optimizer(
+        _param_groups(model, cfg) + extra_param_groups,
+        cfg.optimizer,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        n_train=len(train),
+        ivon_settings=ivon,
+        fused=engine.device.type == "cuda",
+    )
+    if posterior is not None:
+        posterior.bind(optimizer)
     clipped = list(model.parameters()) + [p for g in extra_param_groups for p in g["params"]]
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_with_warmup(total_steps, cfg.warmup_fraction)
+        optimizer, schedule or cosine_with_warmup(total_steps, cfg.warmup_fraction)
     )
     stateful = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     stateful.update(extra_state or {})
@@ -349,33 +387,44 @@ def train_classifier(
             crop_seeds = epoch_rng.integers(0, 2**31 - 1, len(batches)).tolist()
             if position == 0:
                 epoch_loss.zero_()
-            prepared = prepared_batches(
-                model.backbone,
-                train.inputs,
-                batches[position:],
-                True,
-                engine,
-                seeds=crop_seeds[position:],
+            # Each batch is cut into ``accumulation`` micro-batches, prepared in order.
+            micro_index, micro_seeds = [], []
+            for index, crop_seed in zip(batches[position:], crop_seeds[position:], strict=True):
+                parts = np.array_split(index, accumulation) if accumulation > 1 else [index]
+                micro_index += parts
+                micro_seeds += [crop_seed + k for k in range(len(parts))]
+            prepared = iter(
+                prepared_batches(
+                    model.backbone, train.inputs, micro_index, True, engine, seeds=micro_seeds
+                )
             )
-            for index, batch in prepared:
-                labels = labels_all[index].to(engine.device, non_blocking=True)
-                if objective is None:
-                    with engine.autocast():
-                        logits = model(batch)
-                    loss = loss_fn(logits.float(), labels)
-                else:
-                    loss = objective(model, batch, labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(clipped, cfg.grad_clip)
-                optimizer.step()
+            for _ in range(len(batches) - position):
+                group = [next(prepared) for _ in range(accumulation)]
+                batch_size = sum(len(index) for index, _ in group)
+                group = [
+                    (batch, labels_all[index].to(engine.device, non_blocking=True), len(index))
+                    for index, batch in group
+                ]
+
+                def micro_losses(group=group, batch_size=batch_size):
+                    for batch, labels, size in group:
+                        if objective is None:
+                            with engine.autocast():
+                                logits = model(batch)
+                            loss = loss_fn(logits.float(), labels)
+                        else:
+                            loss = objective(model, batch, labels)
+                        yield loss * (size / batch_size) if len(group) > 1 else loss
+
+                loss = optimizer_step(optimizer, micro_losses, clipped, cfg.grad_clip)
                 scheduler.step()
                 # Accumulate on the device: reading loss.item() every step would sync.
                 running += loss.detach()
                 epoch_loss += loss.detach()
                 step += 1
                 position += 1
+                if on_step is not None:
+                    on_step(step)
                 if step % log_interval == 0 or step == total_steps:
                     mean = _check_finite(running, running_from, step)
                     engine.log(f"step {step}/{total_steps} loss {mean:.4f}")

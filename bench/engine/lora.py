@@ -1,10 +1,12 @@
-"""Low-rank adapters (LoRA) on the linear layers of an encoder.
+"""Low-rank adapters (LoRA) on the linear layers of an encoder, through ``peft``.
 
-``W x + b`` becomes ``W x + b + (alpha / rank) * B A x`` with ``A [rank, in]`` drawn
-like a default linear layer's weight and ``B [out, rank]`` zero, so the adapted
+``W x + b`` becomes ``W x + b + (alpha / rank) * B dropout(A x)`` with ``A [rank, in]``
+drawn like a default linear layer's weight and ``B [out, rank]`` zero, so the adapted
 encoder starts exactly at the pretrained function; the pretrained ``W`` and ``b`` are
-frozen. Methods that fine-tune "a LoRA subset" (UAP's variational form, IVON) train
-and regularise only ``A``, ``B`` and the head.
+frozen. The adapters are ``peft``'s own layers, injected in place into any
+``nn.Module`` (Hugging Face text encoders, open_clip towers, the suite's wrappers), so
+the backbone keeps its interface. Methods that fine-tune "a LoRA subset" (``lora_ft``
+with AdamW or IVON, UAP's variational form) train only ``A``, ``B`` and the head.
 
 Targets are every ``nn.Linear`` of the encoder whose qualified name matches one of the
 shell-style patterns (default: all of them; for BERT-style encoders that is the
@@ -20,56 +22,32 @@ References:
 from __future__ import annotations
 
 import fnmatch
-import math
+import re
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from bench.errors import ConfigError
 
 
-class LoRALinear(nn.Module):
-    """A frozen ``nn.Linear`` plus a trainable low-rank update.
-
-    Args:
-        base: The pretrained layer (its parameters are frozen in place).
-        rank: Rank ``r`` of the update.
-        alpha: Scale numerator; the update is multiplied by ``alpha / rank``.
-    """
-
-    def __init__(self, base: nn.Linear, rank: int, alpha: float):
-        super().__init__()
-        if rank < 1:
-            raise ValueError(f"LoRA rank must be >= 1, got {rank}")
-        self.base = base
-        for param in base.parameters():
-            param.requires_grad_(False)
-        weight = base.weight
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, dtype=weight.dtype))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, dtype=weight.dtype))
-        # nn.Linear's own initialisation, so A's scale does not depend on the layer width.
-        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
-        self.scaling = alpha / rank
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        update = nn.functional.linear(nn.functional.linear(x, self.lora_a), self.lora_b)
-        return self.base(x) + self.scaling * update
-
-
 def add_lora(
-    encoder: nn.Module, rank: int, alpha: float, targets: Sequence[str] = ("*",)
+    encoder: nn.Module,
+    rank: int,
+    alpha: float,
+    targets: Sequence[str] = ("*",),
+    dropout: float = 0.0,
 ) -> list[str]:
-    """Replaces the matching linear layers of ``encoder`` by :class:`LoRALinear`.
+    """Injects ``peft`` LoRA adapters into the matching linear layers of ``encoder``.
 
-    Every other parameter of ``encoder`` is frozen as well, so afterwards exactly the
-    adapters' ``lora_a`` / ``lora_b`` require gradients.
+    Every other parameter of ``encoder`` is frozen, so afterwards exactly the adapters'
+    ``lora_A`` / ``lora_B`` weights require gradients.
 
     Args:
         encoder: Module changed in place.
         rank: Rank of each update.
         alpha: Scale numerator (``alpha / rank``).
         targets: Shell-style patterns over qualified module names.
+        dropout: Dropout on the adapter's input (peft's ``lora_dropout``).
 
     Returns:
         The qualified names of the adapted layers.
@@ -99,10 +77,20 @@ def add_lora(
             + (f"; its linear layers: {available}" if linear else " (it has none)")
             + "; train all parameters instead (trained_params: all) or use a transformer backbone"
         )
-    for param in encoder.parameters():
-        param.requires_grad_(False)
-    for name in chosen:
-        parent_name, _, child = name.rpartition(".")
-        parent = encoder.get_submodule(parent_name) if parent_name else encoder
-        setattr(parent, child, LoRALinear(getattr(parent, child), rank, alpha))
+    if rank < 1:
+        raise ConfigError(f"LoRA rank must be >= 1, got {rank}")
+    from peft import LoraConfig, inject_adapter_in_model
+
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        # A full-match pattern of the exact names: peft's list form also matches any
+        # module whose name merely ends with a listed one.
+        target_modules="^(?:" + "|".join(re.escape(n) for n in chosen) + ")$",
+        bias="none",
+    )
+    inject_adapter_in_model(config, encoder)
+    for name, param in encoder.named_parameters():
+        param.requires_grad_(".lora_A." in f".{name}" or ".lora_B." in f".{name}")
     return chosen

@@ -21,6 +21,13 @@ after the method, and may itself be followed by prediction modifiers
 the training of the methods that list it (``regularizers``); it comes right after the
 method, and ``<method>+<it>`` is a fit job of its own (``coop+dor``, ``coop+dor+ts``).
 
+A method trained by gradient descent may name its optimiser after an ``@``:
+``full_ft@ivon`` is ``full_ft`` trained with IVON (:mod:`bench.engine.optimizers`) and
+predicting with its posterior draws; it is a fit job of its own, takes IVON's learning
+rates from ``config/optimizers/ivon.yaml`` and its own ``hparams.<method>@ivon`` block,
+and takes modifiers like any method (``full_ft@ivon+ts``). The methods that support it
+list it in ``optimizers``.
+
 Adding a method: write ``bench/methods/<name>.py`` with a :class:`Method` subclass and
 its hyperparameter dataclass, add ``config/methods/<name>.yaml`` with the published
 defaults, and one ``register_method`` line below.
@@ -49,6 +56,7 @@ def register_method(
     interpolable: bool = False,
     uses_prototypes: bool = False,
     regularizers: tuple[str, ...] = (),
+    optimizers: tuple[str, ...] = (),
 ) -> None:
     """Registers a method class given as ``"module:Class"`` (see module docstring)."""
     METHODS.register(
@@ -61,6 +69,7 @@ def register_method(
         interpolable=interpolable,
         uses_prototypes=uses_prototypes,
         regularizers=tuple(regularizers),
+        optimizers=tuple(optimizers),
     )(target)
 
 
@@ -85,16 +94,48 @@ def list_modifiers(pattern: str = "*") -> list[str]:
     return MODIFIERS.names(pattern)
 
 
+#: Optimisers a method name may choose with ``@`` (``full_ft@ivon``).
+OPTIMIZER_SUFFIXES = ("ivon",)
+
+
+def method_head(name: str) -> str:
+    """The method and its optimiser, no modifiers: ``"full_ft@ivon+ts"`` -> ``"full_ft@ivon"``."""
+    return name.split("+")[0]
+
+
+def method_optimizer(name: str) -> str | None:
+    """The optimiser a method name chooses (``"full_ft@ivon+ts"`` -> ``"ivon"``), else None."""
+    head = method_head(name)
+    return head.split("@", 1)[1] if "@" in head else None
+
+
 def split_method_name(name: str) -> tuple[str, list[str]]:
     """``"full_ft+ts"`` -> ``("full_ft", ["ts"])``, checking every part is registered.
+
+    An optimiser suffix is checked and dropped: ``"full_ft@ivon+ts"`` ->
+    ``("full_ft", ["ts"])`` (:func:`method_optimizer` reads it).
 
     Raises:
         UnknownNameError: Naming the unknown part and the valid choices.
         ValueError: A weights modifier that is not right after the method, or one that
-            the method does not support.
+            the method does not support; an optimiser the method cannot train with.
     """
-    base, *modifiers = name.split("+")
+    head, *modifiers = name.split("+")
+    base, _, optimizer = head.partition("@")
     METHODS.get(base)
+    if "@" in head:
+        if optimizer not in OPTIMIZER_SUFFIXES:
+            raise UnknownNameError(
+                f"unknown optimizer {optimizer!r} in method {name!r}; valid after '@': "
+                f"{', '.join(OPTIMIZER_SUFFIXES)}"
+            )
+        if optimizer not in METHODS.metadata(base)["optimizers"]:
+            valid = ", ".join(
+                n for n in METHODS.names() if optimizer in METHODS.metadata(n)["optimizers"]
+            )
+            raise ValueError(
+                f"method {name!r}: {base} does not train with {optimizer}; methods that do: {valid}"
+            )
     for position, modifier in enumerate(modifiers):
         if modifier not in MODIFIERS:
             raise UnknownNameError(
@@ -137,21 +178,22 @@ def weights_stem(name: str) -> str:
     """The part of a method name that a fit or weights job produces.
 
     ``"flyp+wise+ts"`` -> ``"flyp+wise"``; ``"full_ft+ts"`` -> ``"full_ft"``;
-    ``"coop+dor+ts"`` -> ``"coop+dor"``. The rest are prediction modifiers applied to
-    that run's saved predictions.
+    ``"coop+dor+ts"`` -> ``"coop+dor"``; ``"full_ft@ivon+ts"`` -> ``"full_ft@ivon"``. The
+    rest are prediction modifiers applied to that run's saved predictions.
     """
-    base, modifiers = split_method_name(name)
+    _, modifiers = split_method_name(name)
     kept = [m for m in modifiers if MODIFIERS.metadata(m)["acts_on"] != "predictions"]
-    return "+".join([base, *kept])
+    return "+".join([method_head(name), *kept])
 
 
 def fit_stem(name: str) -> str:
     """The part of a method name that a fit job trains: the method and its regularisers.
 
-    ``"coop+dor+ts"`` -> ``"coop+dor"``; ``"flyp+wise"`` -> ``"flyp"``.
+    ``"coop+dor+ts"`` -> ``"coop+dor"``; ``"flyp+wise"`` -> ``"flyp"``;
+    ``"coop@ivon+dor"`` -> ``"coop@ivon+dor"``.
     """
-    base, _ = split_method_name(name)
-    return "+".join([base, *objective_modifiers(name)])
+    split_method_name(name)
+    return "+".join([method_head(name), *objective_modifiers(name)])
 
 
 def objective_modifiers(name: str) -> list[str]:
@@ -205,17 +247,20 @@ register_method(
     "bench.methods.full_ft:FullFineTuning",
     description="cross-entropy fine-tuning of the whole encoder and a new linear head",
     interpolable=True,
+    optimizers=("ivon",),
 )
 register_method(
     "label_smoothing",
     "bench.methods.label_smoothing:LabelSmoothing",
     description="full fine-tuning with label-smoothed cross-entropy",
+    optimizers=("ivon",),
 )
 register_method(
     "lp_ft",
     "bench.methods.lp_ft:LinearProbeThenFineTune",
     description="linear probe on frozen features, then full fine-tuning from that head",
     uses_features=True,
+    optimizers=("ivon",),
 )
 register_method(
     "zero_shot",
@@ -247,6 +292,7 @@ register_method(
     vision_language=True,
     open_vocabulary=True,
     interpolable=True,
+    optimizers=("ivon",),
 )
 register_method(
     "carot",
@@ -264,6 +310,7 @@ register_method(
     uses_backbone=False,
     vision_language=True,
     uses_prototypes=True,
+    optimizers=("ivon",),
 )
 register_method(
     "bayes_adapter",
@@ -282,6 +329,7 @@ register_method(
     uses_backbone=False,
     vision_language=True,
     uses_prototypes=True,
+    optimizers=("ivon",),
 )
 register_method(
     "tip_adapter",
@@ -310,6 +358,7 @@ register_method(
     open_vocabulary=True,
     uses_prototypes=True,
     regularizers=("dor",),
+    optimizers=("ivon",),
 )
 register_method(
     "kgcoop",
@@ -320,6 +369,28 @@ register_method(
     open_vocabulary=True,
     uses_prototypes=True,
     regularizers=("dor",),
+    optimizers=("ivon",),
+)
+register_method(
+    "lora_ft",
+    "bench.methods.lora_ft:LoRAFineTuning",
+    description="LoRA adapters (peft) on the encoder's linear layers plus a new head",
+    optimizers=("ivon",),
+)
+register_method(
+    "mc_dropout",
+    "bench.methods.mc_dropout:MCDropout",
+    description="fine-tuning with dropout; predictions average passes with dropout on",
+)
+register_method(
+    "laplace_ll",
+    "bench.methods.laplace_ll:LastLayerLaplace",
+    description="fine-tuning, then a last-layer Laplace posterior (laplace-torch, KFAC GGN)",
+)
+register_method(
+    "swag",
+    "bench.methods.swag:SWAG",
+    description="fine-tuning, then SWAG (diagonal + low-rank Gaussian) from the trajectory",
 )
 register_modifier(
     "dor",

@@ -4,7 +4,7 @@ All of them train a small head on the shared feature cache: the support set's im
 embeddings (or their cached augmented views), the zero-shot class prototypes the
 features job stored, and nothing else, so no encoder runs in their fit jobs. This module
 reads those into tensors (:func:`load_adapter_data`), runs the mini-batch loop of the
-adapters' papers over them (:func:`train_on_features`: SGD or AdamW, a constant
+adapters' papers over them (:func:`train_on_features`: SGD, AdamW or IVON, a constant
 warm-up then a cosine decay, one view of each support image drawn per step), and turns a
 scoring function into predictions on every evaluation split (:func:`predict_splits`).
 """
@@ -18,6 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bench.engine.optimizers import (
+    IVONSettings,
+    WeightPosterior,
+    build_optimizer,
+    optimizer_step,
+)
 from bench.io import SplitPrediction
 from bench.methods.base import FitContext
 
@@ -27,8 +33,9 @@ class FeatureTrainingHparams:
     """The optimisation settings every trained adapter has (each sets its own defaults).
 
     Attributes:
-        optimizer: ``sgd`` (momentum ``momentum``) or ``adamw`` (``eps`` 1e-4, as
-            Tip-Adapter-F).
+        optimizer: ``sgd`` (momentum ``momentum``), ``adamw`` (``eps`` 1e-4, as
+            Tip-Adapter-F) or ``ivon`` (``<adapter>@ivon``; predictions average its
+            posterior draws).
         lr: Peak learning rate.
         momentum: SGD momentum.
         weight_decay: Decoupled for AdamW, L2 for SGD.
@@ -153,6 +160,8 @@ def train_on_features(
     data: AdapterData,
     hparams: FeatureTrainingHparams,
     seed: int,
+    ivon: IVONSettings | None = None,
+    posterior: WeightPosterior | None = None,
 ) -> dict:
     """Mini-batch training of adapter parameters on the cached support set.
 
@@ -162,6 +171,8 @@ def train_on_features(
         data: The support set (one view per image drawn each step when it has views).
         hparams: Optimiser and schedule.
         seed: Seeds the batch order and the view draws.
+        ivon: IVON's settings when ``hparams.optimizer`` is ``ivon``.
+        posterior: Bound to the optimiser, for predictions with IVON's draws.
 
     Returns:
         ``{"steps", "final_loss"}`` for run.json (the loss read once, at the end).
@@ -169,16 +180,18 @@ def train_on_features(
     parameters = list(parameters)
     if hparams.epochs != int(hparams.epochs):
         raise ValueError(f"feature-cache adapters train whole epochs, got epochs {hparams.epochs}")
-    if hparams.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(
-            parameters, lr=hparams.lr, eps=1e-4, weight_decay=hparams.weight_decay
-        )
-    elif hparams.optimizer == "sgd":
-        optimizer = torch.optim.SGD(
-            parameters, lr=hparams.lr, momentum=hparams.momentum, weight_decay=hparams.weight_decay
-        )
-    else:
-        raise ValueError(f"optimizer must be sgd or adamw, got {hparams.optimizer!r}")
+    optimizer = build_optimizer(
+        [{"params": parameters}],
+        hparams.optimizer,
+        lr=hparams.lr,
+        weight_decay=hparams.weight_decay,
+        n_train=len(data.labels),
+        ivon_settings=ivon,
+        momentum=hparams.momentum,
+        adam_eps=1e-4,
+    )
+    if posterior is not None:
+        posterior.bind(optimizer)
     generator = torch.Generator().manual_seed(seed)
     n = len(data.labels)
     steps_per_epoch = max(1, math.ceil(n / hparams.batch_size))
@@ -190,28 +203,41 @@ def train_on_features(
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, steps_per_epoch, hparams)
             inputs = data.training_inputs(index, generator)
-            loss = loss_fn(inputs, data.labels[index], epoch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            labels = data.labels[index]
+            loss = optimizer_step(
+                optimizer,
+                lambda inputs=inputs, labels=labels, epoch=epoch: iter(
+                    [loss_fn(inputs, labels, epoch)]
+                ),
+            )
             step += 1
     return {"steps": step, "final_loss": float(loss.detach())}
 
 
 @torch.no_grad()
 def predict_splits(
-    data: AdapterData, score: Callable[[torch.Tensor], torch.Tensor], kind: str = "logits"
+    data: AdapterData,
+    score: Callable[[torch.Tensor], torch.Tensor],
+    kind: str = "logits",
+    posterior: WeightPosterior | None = None,
 ) -> dict[str, SplitPrediction]:
     """``score(features [N, D])`` on every evaluation split, as predictions.
 
     ``score`` returns logits ``[N, C]`` (``kind="logits"``) or log-probabilities of
-    Monte Carlo samples ``[S, N, C]`` (``kind="logprobs"``).
+    Monte Carlo samples ``[S, N, C]`` (``kind="logprobs"``). With an IVON ``posterior``
+    it runs once per posterior draw and the predictions are those draws' log-softmax.
     """
-    out = {}
-    for name, split in data.splits.items():
-        features = torch.as_tensor(
+    features = {
+        name: torch.as_tensor(
             np.asarray(split.features, dtype=np.float32), device=data.features.device
         )
-        values = score(features).float().cpu().numpy()
-        out[name] = SplitPrediction(info=split.info, labels=split.labels, values=values, kind=kind)
-    return out
+        for name, split in data.splits.items()
+    }
+    if posterior is not None and posterior.samples:
+        values, kind = posterior.predict(lambda: {n: score(f) for n, f in features.items()})
+    else:
+        values = {n: score(f).float().cpu().numpy() for n, f in features.items()}
+    return {
+        name: SplitPrediction(info=split.info, labels=split.labels, values=values[name], kind=kind)
+        for name, split in data.splits.items()
+    }

@@ -100,6 +100,9 @@ class Method:
     Hparams: ClassVar[type]
 
     def __init__(self, **hparams: Any) -> None:
+        # IVON's own settings travel as one block beside the method's hyperparameters
+        # (``<method>@ivon``; see bench.engine.optimizers.IVONSettings).
+        self.ivon_settings: dict[str, Any] = dict(hparams.pop("ivon", None) or {})
         valid = {f.name for f in dataclasses.fields(self.Hparams)}
         unknown = sorted(set(hparams) - valid)
         if unknown:
@@ -115,6 +118,17 @@ class Method:
         checked that it supports ``name`` (``register_method(..., regularizers=...)``).
         """
         self.regularizers.append(name)
+
+    def weight_posterior(self):
+        """IVON's settings and an unbound :class:`~bench.engine.optimizers.WeightPosterior`.
+
+        A method passes both to its training loop and predicts through the posterior:
+        with AdamW it is the point estimate, with IVON the mean of ``eval_samples`` draws.
+        """
+        from bench.engine.optimizers import IVONSettings, WeightPosterior
+
+        settings = IVONSettings.from_dict(self.ivon_settings)
+        return settings, WeightPosterior(settings.eval_samples)
 
     def run(self, ctx: FitContext) -> dict[str, SplitPrediction]:
         """Fits and predicts.

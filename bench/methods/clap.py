@@ -129,12 +129,16 @@ class CLAP(Method):
     def run(self, ctx: FitContext) -> dict[str, SplitPrediction]:
         data = load_adapter_data(ctx, "clap", self.hparams.train_views)
         head = self.build_head(data)
-        fit = train_on_features([head.prototypes], head.objective, data, self.hparams, ctx.seed)
+        ivon, posterior = self.weight_posterior()
+        fit = train_on_features(
+            [head.prototypes], head.objective, data, self.hparams, ctx.seed, ivon, posterior
+        )
         multipliers = head.multipliers
         self._summary = {
             **fit,
+            **posterior.describe(),
             "multipliers_mean": None if multipliers is None else float(multipliers.mean()),
             "multipliers_min": None if multipliers is None else float(multipliers.min()),
         }
         ctx.engine.log(f"clap: {fit['steps']} steps, final loss {fit['final_loss']:.4f}")
-        return predict_splits(data, head.logits)
+        return predict_splits(data, head.logits, posterior=posterior)

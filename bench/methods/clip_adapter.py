@@ -89,7 +89,11 @@ class CLIPAdapter(Method):
         def objective(inputs, labels, epoch):
             return torch.nn.functional.cross_entropy(logits(inputs), labels)
 
-        self._summary = train_on_features(adapter.parameters(), objective, data, hp, ctx.seed)
+        ivon, posterior = self.weight_posterior()
+        self._summary = train_on_features(
+            adapter.parameters(), objective, data, hp, ctx.seed, ivon, posterior
+        )
+        self._summary.update(posterior.describe())
         ctx.engine.log(f"clip_adapter: {self._summary['steps']} steps")
         adapter.eval()
-        return predict_splits(data, logits)
+        return predict_splits(data, logits, posterior=posterior)

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from bench.backbones.base import to_device
+from bench.engine.optimizers import WeightPosterior
 from bench.io import SplitPrediction
 from bench.methods.adapter_base import (
     FeatureTrainingHparams,
@@ -169,33 +170,49 @@ class CoOp(Method):
                 dor_total = dor_total + term.detach()
             return loss
 
-        fit = train_on_features([learner.context], objective, data, hp, ctx.seed)
+        ivon, posterior = self.weight_posterior()
+        fit = train_on_features([learner.context], objective, data, hp, ctx.seed, ivon, posterior)
         self._summary = {
             **fit,
+            **posterior.describe(),
             "n_ctx": learner.n_ctx,
             "ctx_init": hp.ctx_init,
             "regularizers": list(self.regularizers),
             "mean_dor": float(dor_total) / max(1, fit["steps"]) if dor is not None else None,
         }
         ctx.engine.log(f"{name}{'+dor' if dor else ''}: {fit['steps']} steps")
-        return self.predict(ctx, learner, classnames)
+        return self.predict(ctx, learner, classnames, posterior)
 
     @torch.no_grad()
-    def predict(self, ctx: FitContext, learner: PromptLearner, classnames) -> dict:
-        """Every split with the learned prompts of its class names (new classes included)."""
+    def predict(
+        self,
+        ctx: FitContext,
+        learner: PromptLearner,
+        classnames,
+        posterior: WeightPosterior | None = None,
+    ) -> dict:
+        """Every split with the learned prompts of its class names (new classes included).
+
+        With an IVON ``posterior``, each draw of the context encodes its own class heads.
+        """
         feats = ctx.features()
-        heads: dict[tuple[str, ...], torch.Tensor] = {}
-        out = {}
         device = learner.context.device
-        for split_name, split in feats.splits.items():
-            if split.info.kind == "train":
-                continue
-            names = tuple(split.info.classnames if split.info.open_vocabulary else classnames)
-            if names not in heads:
-                heads[names] = learner.encode(list(names))
-            images = torch.as_tensor(np.asarray(split.features, dtype=np.float32), device=device)
-            logits = cosine_logits(images, heads[names], learner.scale)
-            out[split_name] = SplitPrediction(
-                info=split.info, labels=split.labels, values=logits.cpu().numpy(), kind="logits"
-            )
-        return out
+        splits = {n: s for n, s in feats.splits.items() if s.info.kind != "train"}
+
+        def logits():
+            heads: dict[tuple[str, ...], torch.Tensor] = {}
+            out = {}
+            for split_name, split in splits.items():
+                names = tuple(split.info.classnames if split.info.open_vocabulary else classnames)
+                if names not in heads:
+                    heads[names] = learner.encode(list(names))
+                features = np.asarray(split.features, dtype=np.float32)
+                images = torch.as_tensor(features, device=device)
+                out[split_name] = cosine_logits(images, heads[names], learner.scale)
+            return out
+
+        values, kind = (posterior or WeightPosterior()).predict(logits)
+        return {
+            name: SplitPrediction(info=s.info, labels=s.labels, values=values[name], kind=kind)
+            for name, s in splits.items()
+        }

@@ -35,6 +35,7 @@ from torch import nn
 
 from bench.backbones.base import to_device
 from bench.engine.loop import OptimConfig, encode_split, train_classifier
+from bench.engine.optimizers import WeightPosterior
 from bench.io import SplitPrediction
 from bench.methods.base import FitContext, Method
 from bench.methods.wise_ft import save_finetuned_weights
@@ -52,6 +53,8 @@ class FLYPHparams:
         weight_decay: AdamW decoupled weight decay (not on 1-d parameters).
         warmup_fraction: Share of steps with linear warm-up before cosine decay to 0.
         grad_clip: Max global gradient norm (0: none, as FLYP).
+        optimizer: ``adamw``, or ``ivon`` (``flyp@ivon``: a posterior over every CLIP
+            weight; predictions average the draws, each with its own text head).
         templates: Caption and evaluation templates with one ``{}``; empty uses the
             task's (the 80 OpenAI templates on ImageNet).
     """
@@ -62,6 +65,7 @@ class FLYPHparams:
     weight_decay: float = 0.1
     warmup_fraction: float = 0.02
     grad_clip: float = 0.0
+    optimizer: str = "adamw"
     templates: list[str] = field(default_factory=list)
 
     def optim(self) -> OptimConfig:
@@ -74,6 +78,7 @@ class FLYPHparams:
             weight_decay=self.weight_decay,
             warmup_fraction=self.warmup_fraction,
             grad_clip=self.grad_clip,
+            optimizer=self.optimizer,
         )
 
 
@@ -157,30 +162,38 @@ class FLYPObjective:
 
 
 @torch.no_grad()
-def predict_zero_shot_head(backbone, ctx: FitContext, templates: list[str]):
+def predict_zero_shot_head(
+    backbone, ctx: FitContext, templates: list[str], posterior: WeightPosterior | None = None
+):
     """Logits of every evaluation split from the image tower and a zero-shot head.
 
     ``exp(s) cos(image, prompt-ensembled class embedding)`` with the backbone's own
     (fine-tuned) text tower and logit scale; open-vocabulary splits get a head of their
-    own class names.
+    own class names. With an IVON ``posterior``, log-probabilities of its draws, the
+    head rebuilt from each draw's text tower.
     """
     task = ctx.task()
     engine = ctx.engine
     backbone.eval()
-    head = ZeroShotHead(backbone, templates, engine)
-    out = {}
-    for name in task.eval_splits():
-        split = task.splits[name]
-        names = split.info.classnames if split.info.open_vocabulary else task.classnames
-        engine.log(f"predict: {name} ({len(split)} examples)")
-        image = torch.from_numpy(encode_split(backbone.encode_image, backbone, split, engine))
-        out[name] = SplitPrediction(
-            info=split.info,
-            labels=split.labels,
-            values=head.logits(image.to(engine.device), names),
-            kind="logits",
-        )
-    return out
+    names = task.eval_splits()
+
+    def logits():
+        head = ZeroShotHead(backbone, templates, engine)
+        out = {}
+        for name in names:
+            split = task.splits[name]
+            classes = split.info.classnames if split.info.open_vocabulary else task.classnames
+            engine.log(f"predict: {name} ({len(split)} examples)")
+            image = torch.from_numpy(encode_split(backbone.encode_image, backbone, split, engine))
+            out[name] = head.logits(image.to(engine.device), classes)
+        return out
+
+    values, kind = (posterior or WeightPosterior()).predict(logits)
+    splits = {name: task.splits[name] for name in names}
+    return {
+        name: SplitPrediction(info=s.info, labels=s.labels, values=values[name], kind=kind)
+        for name, s in splits.items()
+    }
 
 
 class FLYP(Method):
@@ -202,6 +215,7 @@ class FLYP(Method):
         model = ContrastiveModel(backbone)
         captions = CaptionSampler(task.classnames, templates, ctx.seed)
         objective, extra_state = self.objective(ctx, backbone, captions)
+        ivon, posterior = self.weight_posterior()
         fit = train_classifier(
             model,
             task.splits["train"],
@@ -211,12 +225,15 @@ class FLYP(Method):
             checkpoint=ctx.checkpoint,
             extra_state=extra_state,
             objective=objective,
+            ivon=ivon,
+            posterior=posterior,
         )
         self._summary = {
             **fit,
+            **posterior.describe(),
             **getattr(objective, "summary", dict)(),
             "templates": len(templates),
             "logit_scale": float(backbone.logit_scale.detach().exp()),
         }
         save_finetuned_weights(ctx, backbone, templates=templates)
-        return predict_zero_shot_head(backbone, ctx, templates)
+        return predict_zero_shot_head(backbone, ctx, templates, posterior)

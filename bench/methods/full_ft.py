@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.engine.loop import Classifier, OptimConfig, predict_logits, train_classifier
+from bench.engine.optimizers import WeightPosterior
 from bench.io import SplitPrediction
 from bench.methods.base import FitContext, Method
 from bench.methods.wise_ft import save_finetuned_weights
@@ -48,20 +49,28 @@ class FullFineTuningHparams(OptimConfig):
             )
 
 
-def predict_all_splits(model: Classifier, ctx: FitContext) -> dict[str, SplitPrediction]:
-    """Logits of ``model`` on every evaluation split of the task."""
+def predict_all_splits(
+    model: Classifier, ctx: FitContext, posterior: WeightPosterior | None = None
+) -> dict[str, SplitPrediction]:
+    """Logits of ``model`` on every evaluation split of the task.
+
+    With an IVON ``posterior``, log-probabilities of its draws ``[S, N, C]`` instead.
+    """
     task = ctx.task()
-    out = {}
-    for name in task.eval_splits():
-        split = task.splits[name]
-        ctx.engine.log(f"predict: {name} ({len(split)} examples)")
-        out[name] = SplitPrediction(
-            info=split.info,
-            labels=split.labels,
-            values=predict_logits(model, split, ctx.engine),
-            kind="logits",
-        )
-    return out
+    posterior = posterior or WeightPosterior()
+    names = task.eval_splits()
+
+    def logits():
+        for name in names:
+            ctx.engine.log(f"predict: {name} ({len(task.splits[name])} examples)")
+        return {name: predict_logits(model, task.splits[name], ctx.engine) for name in names}
+
+    values, kind = posterior.predict(logits)
+    splits = {name: task.splits[name] for name in names}
+    return {
+        name: SplitPrediction(info=s.info, labels=s.labels, values=values[name], kind=kind)
+        for name, s in splits.items()
+    }
 
 
 def zero_shot_classifier(
@@ -105,6 +114,7 @@ class FullFineTuning(Method):
         task = ctx.task()
         model = self.build_model(ctx)
         model.to(ctx.engine.device)
+        ivon, posterior = self.weight_posterior()
         self._summary = {
             **getattr(self, "_summary", {}),
             **train_classifier(
@@ -114,10 +124,13 @@ class FullFineTuning(Method):
                 ctx.engine,
                 ctx.seed,
                 checkpoint=ctx.checkpoint,
+                ivon=ivon,
+                posterior=posterior,
             ),
+            **posterior.describe(),
         }
         save_finetuned_weights(
             ctx, model.backbone, head=model.head, normalized_features=model.normalize_features
         )
         with torch.no_grad():
-            return predict_all_splits(model, ctx)
+            return predict_all_splits(model, ctx, posterior)

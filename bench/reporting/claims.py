@@ -91,11 +91,16 @@ def _check_metric(metric: str, where: str) -> None:
 
 
 def _method_known(method: str) -> bool:
-    from bench.methods import list_methods, list_modifiers
+    from bench.methods import OPTIMIZER_SUFFIXES, list_methods, list_modifiers
 
-    base, *modifiers = method.split("+")
+    head, *modifiers = method.split("+")
+    base, _, optimizer = head.partition("@")
     known_modifiers = set(list_modifiers()) | {"ens"}
-    return base in list_methods() and all(m in known_modifiers for m in modifiers)
+    return (
+        base in list_methods()
+        and optimizer in ("", *OPTIMIZER_SUFFIXES)
+        and all(m in known_modifiers for m in modifiers)
+    )
 
 
 def _select(summary: pd.DataFrame, split: str) -> pd.Series:

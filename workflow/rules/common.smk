@@ -96,7 +96,9 @@ WISE_BASES = sorted(
 _OBJECTIVE_MODIFIER = _alternatives(
     m for m in list_modifiers() if MODIFIERS.metadata(m)["acts_on"] == "objective"
 )
-FIT_STEM = f"[a-z0-9_]+(?:\\+(?:{_OBJECTIVE_MODIFIER}))*" if _OBJECTIVE_MODIFIER else r"[a-z0-9_]+"
+# A fit job's method may name its optimiser (full_ft@ivon, coop@ivon+dor).
+_TRAINED = r"[a-z0-9_]+(?:@[a-z0-9_]+)?"
+FIT_STEM = f"{_TRAINED}(?:\\+(?:{_OBJECTIVE_MODIFIER}))*" if _OBJECTIVE_MODIFIER else _TRAINED
 FIT_WITHOUT_WEIGHTS = (
     f"(?!(?:{_alternatives(WISE_BASES)})/){FIT_STEM}" if WISE_BASES else FIT_STEM
 )
