@@ -152,10 +152,10 @@ def cmd_features(args) -> int:
 def _fit_context(grid: Grid, cell, args, engine, checkpoint=None):
     """The :class:`FitContext` of a cell (open-vocabulary splits for methods that name them)."""
     from bench.engine.features import load_features
-    from bench.methods import method_metadata
+    from bench.methods import method_metadata, split_method_name
     from bench.methods.base import FitContext, closed_vocabulary_view
 
-    base = cell.base_method
+    base = split_method_name(cell.method)[0]
     # Splits of classes named only at test time go to open-vocabulary methods only.
     view = (lambda x: x) if method_metadata(base)["open_vocabulary"] else closed_vocabulary_view
     return FitContext(

@@ -432,16 +432,23 @@ def _check_hparam_values(config: dict[str, Any], merged_hparams: list) -> None:
         if not errors:
             continue
         error = errors[0]
-        name = str(error.absolute_path[0]) if error.absolute_path else "<hparams>"
+        path = [str(p) for p in error.absolute_path]
+        name = path[0] if path else "<hparams>"
+        if name == "ivon" and len(path) > 1:  # IVON's own settings, set under <method>@ivon
+            name = path[1]
         if name in block["hparams"].get(method, {}):
             where = f"tasks.{task}.hparams.{method}.{name}"
         elif name in block["hparams"].get("*", {}):
             where = f"tasks.{task}.hparams.*.{name}"
         elif name in config["hparams"].get(method, {}):
             where = f"hparams.{method}.{name}"
+        elif path[:1] == ["ivon"]:
+            where = f"config/optimizers/ivon.yaml: settings.{name}"
         else:
             where = f"{config['method_config_dir']}/{method}.yaml: {name}"
-        rule = validator.schema["properties"].get(name, {})
+        rules = validator.schema["properties"]
+        rules = rules["ivon"]["properties"] if path[:1] == ["ivon"] else rules
+        rule = rules.get(name, {})
         raise ConfigError(
             f"{where}: {error.message} ({rule.get('description', 'see the schema')}); "
             "fix the value (valid ranges: workflow/schemas/hparams.schema.yaml)"
@@ -457,17 +464,9 @@ def _check_uap_options(config: dict[str, Any], paths: DataPaths, merged_hparams:
 
     ``context_source: task`` needs a task with a context set; a task name must be a
     registered task of the same modality other than the task itself, with its data
-    present. ``trained_params: lora`` needs a backbone with linear layers.
+    present.
     """
     for task, block, method, hparams in merged_hparams:
-        if hparams.get("trained_params") == "lora":
-            for backbone in block["backbones"]:
-                if not backbone_metadata(backbone)["linear_layers"]:
-                    raise ConfigError(
-                        f"tasks.{task}: {method}'s trained_params 'lora' needs linear layers "
-                        f"but {backbone} is convolutional; use trained_params all or head, "
-                        "or a transformer backbone"
-                    )
         source = hparams.get("context_source")
         if source in (None, "auto", "augment"):  # drawn from the task itself: always possible
             continue
@@ -541,27 +540,19 @@ def _check_search(config: dict[str, Any], merged_hparams: list) -> None:
             )
 
 
-def _check_optimizer_and_lora(config: dict[str, Any], merged_hparams: list) -> None:
-    """IVON is chosen by the method's name, and LoRA has linear layers to adapt.
+def _check_optimizer(config: dict[str, Any], merged_hparams: list) -> None:
+    """IVON is chosen by the method's name.
 
     ``optimizer: ivon`` set as a plain hyperparameter would train with IVON under the
-    AdamW method's name and learning rates; ``lora_ft`` on a convolutional encoder
-    would find no layer to adapt only when its job runs.
+    AdamW method's name and learning rates.
     """
-    for task, block, method, hparams in merged_hparams:
+    for task, _, method, hparams in merged_hparams:
         if hparams.get("optimizer") == "ivon" and "@" not in method:
             raise ConfigError(
                 f"tasks.{task}: {method}'s optimizer is set to 'ivon'; name the method "
                 f"{method}@ivon instead (it takes IVON's learning rates from "
                 "config/optimizers/ivon.yaml and shows in tables as such)"
             )
-        if split_method_name(method)[0] == "lora_ft":
-            for backbone in block["backbones"]:
-                if not backbone_metadata(backbone)["linear_layers"]:
-                    raise ConfigError(
-                        f"tasks.{task}: {method} adapts linear layers but {backbone} is "
-                        "convolutional; use full_ft there, or a transformer backbone"
-                    )
 
 
 def _check_dor(config: dict[str, Any], paths: DataPaths, merged_hparams: list) -> None:
@@ -650,7 +641,7 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
     _check_head_init(config, merged_hparams)
     _check_dor(config, paths, merged_hparams)
     _check_search(config, merged_hparams)
-    _check_optimizer_and_lora(config, merged_hparams)
+    _check_optimizer(config, merged_hparams)
     skipped = {}
     for task, block in config["tasks"].items():
         try:

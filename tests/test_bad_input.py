@@ -153,15 +153,6 @@ DAG_CASES = [
         "config error: tasks.fmnist: uap_map's context_source 'cifar100': its data file ",
     ),
     (
-        "lora-on-a-conv-net",
-        lambda c: (
-            c.update(methods=["uap"]),
-            c["tasks"]["fmnist"]["hparams"].update(uap={"trained_params": "lora"}),
-        ),
-        "config error: tasks.fmnist: uap's trained_params 'lora' needs linear layers but "
-        "tiny_cnn.random is convolutional",
-    ),
-    (
         "wise-without-zero-shot-head",
         lambda c: (
             c.update(methods=["full_ft", "full_ft+wise"]),
@@ -228,6 +219,26 @@ DAG_CASES = [
         lambda c: c["tasks"]["fmnist"]["hparams"].update(linear_probe={"search": True}),
         "config error: tasks.fmnist: linear_probe's search True is not valid for it; valid "
         "choices: grid, coop",
+    ),
+    (
+        "optimizer-the-method-cannot-use",
+        lambda c: c.update(methods=["swag@ivon"]),
+        "config error: methods[0]: method 'swag@ivon': swag does not train with ivon; methods "
+        "that do: ",
+    ),
+    (
+        "ivon-set-as-a-plain-hyperparameter",
+        lambda c: c["tasks"]["fmnist"]["hparams"].update(full_ft={"optimizer": "ivon"}),
+        "config error: tasks.fmnist: full_ft's optimizer is set to 'ivon'; name the method "
+        "full_ft@ivon instead",
+    ),
+    (
+        "unknown-ivon-setting",
+        lambda c: (
+            c.update(methods=["full_ft@ivon"]),
+            c["hparams"].update({"full_ft@ivon": {"hess_init": 0.1}}),
+        ),
+        "config error: hparams.full_ft@ivon.hess_init: unknown hyperparameter; valid: ",
     ),
     (
         "negative-checkpoint-interval",

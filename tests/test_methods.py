@@ -84,10 +84,7 @@ def test_split_method_name_and_errors():
         split_method_name("full_ft+nope")
 
 
-# lora_ft adapts linear layers, which the tiny CNN has none of (tests/test_ivon.py runs it).
-TRAINED = [
-    m for m in list_methods() if not method_metadata(m)["vision_language"] and m != "lora_ft"
-]
+TRAINED = [m for m in list_methods() if not method_metadata(m)["vision_language"]]
 
 
 @pytest.mark.parametrize("name", TRAINED)

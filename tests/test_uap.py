@@ -390,11 +390,20 @@ def test_lora_starts_at_the_pretrained_function_and_trains_only_adapters():
     torch.testing.assert_close(layer(x), expected)
 
 
-def test_lora_skips_attention_projections_and_rejects_conv_nets():
+def test_lora_skips_attention_projections_and_depthwise_convs():
     attention = torch.nn.Sequential(torch.nn.MultiheadAttention(8, 2), torch.nn.Linear(8, 8))
     assert add_lora(attention, 2, 2.0) == ["1"]
+    convs = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 8, 3, groups=8), torch.nn.Conv2d(8, 4, 1)
+    )
+    x = torch.randn(2, 3, 9, 9)
+    before = convs(x)
+    assert add_lora(convs, 2, 2.0) == ["0", "2"]
+    torch.testing.assert_close(convs(x), before)
     with pytest.raises(ValueError, match="has none"):
-        add_lora(create_backbone("tiny_cnn.random"), 2, 2.0)
+        add_lora(torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, groups=4)), 2, 2.0)
+    with pytest.raises(ValueError, match="fix lora_targets"):
+        add_lora(torch.nn.Sequential(torch.nn.Linear(4, 4)), 2, 2.0, targets=["nope*"])
 
 
 # --- DAG-build checks -------------------------------------------------------------------

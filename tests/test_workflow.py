@@ -72,6 +72,28 @@ def test_dry_run_of_the_default_grid(tmp_path, shared_data):
 
 
 @pytest.mark.real_data
+def test_dry_run_of_the_ivon_grid(tmp_path, shared_data):
+    """config/ivon_offline.yaml: every trained method (IVON runs too) is a fit job of its
+    own, +ts a post-hoc job on its base run, full_ft's seeds an ensemble."""
+    config = yaml.safe_load((REPO_ROOT / "config" / "ivon_offline.yaml").read_text())
+    config["data"].update(root=str(SHARED_DATA), fashion_mnist=str(write_fashion_mnist(tmp_path)))
+    config["method_config_dir"] = str(REPO_ROOT / "config" / "methods")
+    result = snakemake(tmp_path, write_config(tmp_path / "ivon.yaml", config), "-n")
+    counts = {}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    trained = [m for m in config["methods"] if "+" not in m]
+    assert counts["fit"] == 2 * 3 * len(trained)
+    assert counts["posthoc"] == 2 * 3 * 2  # full_ft+ts, full_ft@ivon+ts
+    assert counts["ensemble"] == 2
+    assert "features" not in counts  # no method reads the frozen-feature cache
+    assert "results/runs/clinc150/minilm_l6/full_ft@ivon/seed2/predictions.npz" in result.stdout
+    assert "results/runs/fmnist/effnet_lite0.imagenet/lora_ft@ivon/seed0" in result.stdout
+
+
+@pytest.mark.real_data
 def test_a_configfile_replaces_the_default_grid(tmp_path, shared_data):
     """``--configfile grid.yaml`` from the repository root runs that grid alone; without
     one, the default config/config.yaml runs (Snakemake would merge the two by key)."""
@@ -133,8 +155,18 @@ def tiny_grid_config(tmp_path: Path) -> dict:
         "data": {"root": str(SHARED_DATA), "fashion_mnist": str(fmnist_dir)},
         "method_config_dir": str(REPO_ROOT / "config" / "methods"),
         "seeds": [0, 1],
-        "methods": ["linear_probe", "full_ft", "full_ft+ts", "lp_ft", "label_smoothing"],
+        "methods": [
+            "linear_probe",
+            "full_ft",
+            "full_ft+ts",
+            "lp_ft",
+            "label_smoothing",
+            "full_ft@ivon",
+            "full_ft@ivon+ts",
+        ],
         "ensembles": ["full_ft"],
+        # IVON moves a weight by lr * clip_radius (1e-6): the AdamW rates / 1e-6.
+        "hparams": {"full_ft@ivon": {"lr": 3000.0, "head_lr": 10000.0, "eval_samples": 3}},
         "runtime": {"device": "cpu"},
         "tasks": {
             "fmnist": {
@@ -160,7 +192,7 @@ def test_tiny_grid_end_to_end(tmp_path, shared_data):
 
     # Every cell wrote predictions, run.json and schema-valid metrics.json.
     runs = sorted((tmp_path / "results" / "runs").glob("*/*/*/*/metrics.json"))
-    assert len(runs) == 2 * (5 * 2 + 1)
+    assert len(runs) == 2 * (7 * 2 + 1)
     run = json.loads((runs[0].parent / "run.json").read_text())
     for key in ("settings", "config_hash", "git", "versions", "hardware", "wall_seconds", "memory"):
         assert key in run
@@ -173,6 +205,8 @@ def test_tiny_grid_end_to_end(tmp_path, shared_data):
         "lp_ft",
         "label_smoothing",
         "full_ft+ens",
+        "full_ft@ivon",
+        "full_ft@ivon+ts",
     }
     assert set(table.task) == {"fmnist", "sst2"}
     assert {"id", "shift", "ood", "val"} <= set(table.split_kind)
@@ -180,7 +214,7 @@ def test_tiny_grid_end_to_end(tmp_path, shared_data):
     board = pd.read_csv(tmp_path / "results" / "leaderboard" / "leaderboard.csv")
     for task in ("fmnist", "sst2"):
         block = board[board.task == task]
-        assert len(block) == 6
+        assert len(block) == 8
         assert block.id_acc_mean.notna().all() and block.id_ece_mean.notna().all()
         assert block.id_aurc_mean.notna().all() and block.ood_auroc_mean.notna().all()
         assert (block[block.method != "full_ft+ens"].n == 2).all()
@@ -215,6 +249,14 @@ def test_tiny_grid_end_to_end(tmp_path, shared_data):
     for ext in ("md", "tex", "csv"):
         assert (leaderboard / "by_task" / f"sst2__tiny_bert.random.{ext}").exists()
         assert (leaderboard / "by_metric" / f"id_ece.{ext}").exists()
+        assert (leaderboard / "selective" / f"sst2__tiny_bert.random.{ext}").exists()
+    selective = (leaderboard / "selective" / "sst2__tiny_bert.random.md").read_text()
+    assert "acc @ 90% cov. (%)" in selective and "full_ft@ivon" in selective
+    ivon_run = json.loads(
+        (tmp_path / "results/runs/sst2/tiny_bert.random/full_ft@ivon/seed0/run.json").read_text()
+    )
+    assert ivon_run["settings"]["hparams"]["optimizer"] == "ivon"
+    assert ivon_run["settings"]["hparams"]["ivon"]["eval_samples"] == 3
     summary = pd.read_parquet(tmp_path / "results" / "tables" / "summary.parquet")
     id_acc = summary[(summary.split_kind == "id") & (summary.metric == "cls/acc")]
     assert id_acc.ci_low.notna().all() and (id_acc.ci_low <= id_acc["mean"] + 1e-12).all()

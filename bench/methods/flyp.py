@@ -176,6 +176,11 @@ def predict_zero_shot_head(
     engine = ctx.engine
     backbone.eval()
     names = task.eval_splits()
+    posterior = posterior or WeightPosterior()
+    for name in names:
+        engine.log(f"predict: {name} ({len(task.splits[name])} examples)")
+    if posterior.samples:
+        engine.log(f"predict: {posterior.eval_samples} posterior draws, a text head each")
 
     def logits():
         head = ZeroShotHead(backbone, templates, engine)
@@ -183,12 +188,11 @@ def predict_zero_shot_head(
         for name in names:
             split = task.splits[name]
             classes = split.info.classnames if split.info.open_vocabulary else task.classnames
-            engine.log(f"predict: {name} ({len(split)} examples)")
             image = torch.from_numpy(encode_split(backbone.encode_image, backbone, split, engine))
             out[name] = head.logits(image.to(engine.device), classes)
         return out
 
-    values, kind = (posterior or WeightPosterior()).predict(logits)
+    values, kind = posterior.predict(logits)
     splits = {name: task.splits[name] for name in names}
     return {
         name: SplitPrediction(info=s.info, labels=s.labels, values=values[name], kind=kind)

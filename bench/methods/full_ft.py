@@ -60,12 +60,13 @@ def predict_all_splits(
     posterior = posterior or WeightPosterior()
     names = task.eval_splits()
 
-    def logits():
-        for name in names:
-            ctx.engine.log(f"predict: {name} ({len(task.splits[name])} examples)")
-        return {name: predict_logits(model, task.splits[name], ctx.engine) for name in names}
-
-    values, kind = posterior.predict(logits)
+    for name in names:
+        ctx.engine.log(f"predict: {name} ({len(task.splits[name])} examples)")
+    if posterior.samples:
+        ctx.engine.log(f"predict: {posterior.eval_samples} posterior draws")
+    values, kind = posterior.predict(
+        lambda: {name: predict_logits(model, task.splits[name], ctx.engine) for name in names}
+    )
     splits = {name: task.splits[name] for name in names}
     return {
         name: SplitPrediction(info=s.info, labels=s.labels, values=values[name], kind=kind)

@@ -1,12 +1,12 @@
-"""LoRA fine-tuning: low-rank adapters on the encoder's linear layers plus a new head.
+"""LoRA fine-tuning: low-rank adapters on the encoder's layers plus a new head.
 
 The encoder's pretrained weights stay frozen; ``peft`` adapters (rank ``lora_rank``,
 scale ``lora_alpha / lora_rank``, dropout ``lora_dropout`` on their input) are injected
-into its linear layers (:mod:`bench.engine.lora`), and only they and the head train.
+into its linear and ungrouped convolutional layers (:mod:`bench.engine.lora`), and only
+they and the head train.
 Everything else is :class:`~bench.methods.full_ft.FullFineTuning`'s: the schedule, the
 head's start, the prediction. ``lora_ft@ivon`` trains the adapters and head with IVON,
-IVON-LoRA's setting (Cong et al., 2024). A convolutional encoder has no linear layers to
-adapt; the DAG build says so.
+IVON-LoRA's setting (Cong et al., 2024).
 
 References:
     Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models", ICLR 2022.
@@ -33,7 +33,8 @@ class LoRAFineTuningHparams(FullFineTuningHparams):
         lora_alpha: Scale numerator; updates are multiplied by ``alpha / rank``.
         lora_dropout: Dropout on each adapter's input during training.
         lora_targets: Shell-style patterns over the encoder's module names to adapt
-            (``*``: every linear layer the forward pass calls).
+            (``*``: every linear layer the forward pass calls and every ungrouped
+            convolution).
     """
 
     # LoRA trains a few new parameters from zero and needs a larger rate than the 5e-5

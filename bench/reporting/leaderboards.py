@@ -127,13 +127,18 @@ def write_leaderboards(
         written += _write_formats(out_dir / "shift" / view.slug, [view], view.title, _INTRO)
         index.append((f"shift/{view.slug}.{{md,tex,csv}}", view.title))
 
+    selective_list = views.selective_views(summary, cells)
+    for view in selective_list:
+        written += _write_formats(out_dir / "selective" / view.slug, [view], view.title, _INTRO)
+        index.append((f"selective/{view.slug}.{{md,tex,csv}}", view.title))
+
     b2n = views.base_to_new_view(summary, cells)
     if b2n is not None:
         written += _write_formats(out_dir / "base_to_new", [b2n], b2n.title, _INTRO)
         index.append(("base_to_new.{md,tex,csv}", b2n.title))
 
     sections = [("Overview", overview), ("Per task", task_sections), ("Across tasks", metric_list)]
-    sections += [("Shift tables", shift_list)]
+    sections += [("Shift tables", shift_list), ("Selective prediction", selective_list)]
     if b2n is not None:
         sections.append(("Base-to-new", [b2n]))
     page = render.html_page(

@@ -11,7 +11,9 @@ A :class:`View` holds numbers, directions and missing-cell reasons, never format
 * :func:`shift_views`: the ImageNet-literature shift table (ID, V2, R, A, Sketch,
   ObjectNet, average of shifts) for accuracy and ECE, for every task with shift splits;
 * :func:`base_to_new_view`: base, new and harmonic-mean accuracy per few-shot task, and
-  their average over tasks.
+  their average over tasks;
+* :func:`selective_views`: selective prediction on the ID split (AURC, E-AURC, accuracy
+  at 90 / 80 / 50% coverage), the headline table of IVON and the Bayesian baselines.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ METRIC_LABELS = {
     "cal/ece": "ECE (%)",
     "cls/nll": "NLL",
     "sc/aurc": "AURC (%)",
+    "sc/eaurc": "E-AURC (%)",
+    "sc/acc_at_90": "acc @ 90% cov. (%)",
+    "sc/acc_at_80": "acc @ 80% cov. (%)",
+    "sc/acc_at_50": "acc @ 50% cov. (%)",
     "ood/auroc_msp": "AUROC (%)",
     "ood/fpr95_msp": "FPR95 (%)",
     HARMONIC_MEAN: "HM (%)",
@@ -417,6 +423,37 @@ def shift_views(summary: pd.DataFrame, cells: pd.DataFrame | None) -> list[View]
             )
             _fill(view, summary, cells, task, backbone, selectors)
             views.append(view)
+    return views
+
+
+#: Columns of the selective-prediction table, in order: full coverage, then the curve.
+SELECTIVE = ("cls/acc", "sc/aurc", "sc/eaurc", "sc/acc_at_90", "sc/acc_at_80", "sc/acc_at_50")
+
+
+def selective_views(summary: pd.DataFrame, cells: pd.DataFrame | None) -> list[View]:
+    """Per (task, backbone): accuracy, AURC, E-AURC and accuracy at fixed coverage (ID)."""
+    views = []
+    for task, backbone in _pairs(summary):
+        block = summary[(summary.task == task) & (summary.backbone == backbone)]
+        present = [m for m in SELECTIVE if _has(block, "split_kind", "id", m)]
+        if "sc/aurc" not in present:
+            continue
+        view = View(
+            slug=f"{task}__{backbone}",
+            title=f"{task} · {backbone}: selective prediction on the ID split (%)",
+            caption=(
+                "Examples are accepted in order of confidence (maximum predictive probability). "
+                "AURC: area under the risk-coverage curve; E-AURC: AURC minus that of a perfect "
+                "ranking of the same errors; acc @ c: accuracy on the most confident fraction "
+                "c. Mean ± std over seeds."
+            ),
+            rows=_rows_for(summary, cells, task, backbone),
+            columns=[_column(m.replace("/", "_"), m) for m in present],
+            reference=_reference(summary, task, backbone),
+        )
+        selectors = {m.replace("/", "_"): ("split_kind", "id", m) for m in present}
+        _fill(view, summary, cells, task, backbone, selectors)
+        views.append(view)
     return views
 
 
