@@ -236,7 +236,7 @@ DAG_CASES = [
         "unknown-ivon-setting",
         lambda c: (
             c.update(methods=["full_ft@ivon"]),
-            c["hparams"].update({"full_ft@ivon": {"hess_init": 0.1}}),
+            c.setdefault("hparams", {}).update({"full_ft@ivon": {"hess_init": 0.1}}),
         ),
         "config error: hparams.full_ft@ivon.hess_init: unknown hyperparameter; valid: ",
     ),
