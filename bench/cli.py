@@ -87,7 +87,9 @@ def cmd_list(args) -> int:
             print(f"{name:36s} {meta['modality']:7s} {flags} {meta['description']}")
     elif args.what == "methods":
         for name in list_methods(args.pattern):
-            print(f"{name:24s} {method_metadata(name)['description']}")
+            meta = method_metadata(name)
+            also = "".join(f" (also {name}@{o})" for o in meta["optimizers"])
+            print(f"{name:24s} {meta['description']}{also}")
         for name in list_modifiers(args.pattern):
             print(f"+{name:23s} (modifier)")
     elif args.what == "metrics":

@@ -107,6 +107,23 @@ def test_laplace_predictive_is_a_distribution_and_collapses_to_the_map(structure
         np.testing.assert_allclose(draw, expected, atol=1e-4)
 
 
+def test_weight_sampling_equals_the_glm_predictive_of_a_linear_head():
+    """The head is linear in its weights: laplace-torch's Jacobian-based GLM draws and the
+    weight draws the suite uses (no [N, C, P] Jacobians) have the same distribution."""
+    head, features, labels = head_problem(n=120)
+    approximation = fit_last_layer_laplace(
+        head, features, labels, LastLayerLaplaceHparams(prior_fit="fixed", prior_precision=0.5)
+    )
+    generator = torch.Generator().manual_seed(0)
+    ours = np.exp(laplace_predictions(approximation, features[:20], 4000, generator))
+    glm = approximation.predictive_samples(
+        features[:20], pred_type="glm", n_samples=4000, generator=generator
+    ).numpy()
+    np.testing.assert_allclose(ours.mean(0), glm.mean(0), atol=0.02)
+    np.testing.assert_allclose(ours.std(0), glm.std(0), atol=0.02)
+    assert ours.std(0).max() > 0.05  # a real posterior spread, not a point mass
+
+
 def test_laplace_ll_method_learns_and_predicts_samples(tiny_text_task):
     seed_everything(0)
     method = create_method("laplace_ll", **FAST, eval_samples=6)

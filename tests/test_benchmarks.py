@@ -1,4 +1,5 @@
-"""The adapter-cost benchmark runs and prints its JSON figures (a smoke test, not a timing)."""
+"""The adapter-cost and IVON-step benchmarks run and print their JSON figures (smoke
+tests, not timings)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,17 @@ def test_bench_adapters_prints_extraction_and_method_times(tmp_path, shared_data
     assert set(methods) == {"clap", "tip_adapter"}
     summary = records[-1]
     assert summary["what"] == "summary" and summary["methods_fraction_of_extraction"] > 0
+
+
+def test_bench_ivon_prints_both_optimizers_step_times():
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_ivon.py"), "--backbone",
+         "tiny_bert.random", "--batch-size", "8", "--steps", "2", "--threads", "1"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [r.get("optimizer") for r in records[:2]] == ["adamw", "ivon"]
+    assert all(r["seconds_per_step"] > 0 and r["trained_parameters"] > 0 for r in records[:2])
+    assert records[-1]["summary"] == "ivon_vs_adamw" and records[-1]["ivon_step_overhead"] > 0

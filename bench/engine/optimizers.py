@@ -313,10 +313,12 @@ class WeightPosterior:
         """Facts for run.json: the posterior's mean standard deviation and Hessian."""
         if not self.samples:
             return {}
-        ess = [g["ess"] for g in self.optimizer.param_groups]
-        hess = torch.cat([g["hess"].flatten() for g in self.optimizer.param_groups])
-        wd = self.optimizer.param_groups[0]["weight_decay"]
-        std = (1.0 / (ess[0] * (hess + wd))).sqrt()
+        groups = self.optimizer.param_groups
+        hess = torch.cat([g["hess"].flatten() for g in groups])
+        std = torch.cat(
+            [(1.0 / (g["ess"] * (g["hess"] + g["weight_decay"]))).sqrt() for g in groups]
+        )
+        ess = [g["ess"] for g in groups]
         return {
             "ivon_ess": float(ess[0]),
             "ivon_mean_posterior_std": float(std.mean()),

@@ -374,7 +374,7 @@ register_method(
 register_method(
     "lora_ft",
     "bench.methods.lora_ft:LoRAFineTuning",
-    description="LoRA adapters (peft) on the encoder's linear layers plus a new head",
+    description="LoRA adapters (peft) on the encoder's linear and 1x1 conv layers + a new head",
     optimizers=("ivon",),
 )
 register_method(

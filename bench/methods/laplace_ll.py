@@ -109,9 +109,16 @@ def fit_last_layer_laplace(
 def laplace_predictions(
     approximation, features: torch.Tensor, samples: int, generator: torch.Generator
 ) -> np.ndarray:
-    """Log-probabilities ``[S, N, C]`` of ``samples`` draws of the GLM predictive."""
+    """Log-probabilities ``[S, N, C]`` of ``samples`` draws of the GLM predictive.
+
+    The head is linear in its weights, so its linearised (GLM) predictive is exactly the
+    predictive of weight draws: laplace-torch's ``nn`` sampling, which draws ``[S, P]``
+    weights from the Kronecker-factored posterior and runs the head, gives the same
+    distribution as ``glm`` without the ``[N, C, P]`` Jacobians the latter materialises
+    (6.9 GB for 200 CLINC150 queries; terabytes for ImageNet's 1000 classes).
+    """
     draws = approximation.predictive_samples(
-        features.float(), pred_type="glm", n_samples=samples, generator=generator
+        features.float(), pred_type="nn", n_samples=samples, generator=generator
     )
     return torch.log(draws.clamp_min(1e-30)).numpy().astype(np.float32)
 
