@@ -372,3 +372,20 @@ def test_a_preempted_ivon_run_resumes_to_the_uninterrupted_result(tmp_path, tiny
     got, summary = train(checkpoint)
     assert summary["resumed_from_step"] == 7 and summary["steps"] == reference["steps"]
     np.testing.assert_array_equal(got, expected)
+
+
+def test_flyp_at_ivon_rebuilds_the_text_head_in_every_draw(tiny_vision_task):
+    """flyp@ivon: a posterior over both CLIP towers; each draw's text tower makes its own
+    zero-shot head, so the draws differ on every split, new classes included."""
+    seed_everything(0)
+    method = create_method(
+        "flyp", epochs=2, batch_size=16, lr=3e-4 / 1e-6, optimizer="ivon",
+        ivon={"eval_samples": 3},
+    )  # fmt: skip
+    preds = method.run(make_context(tiny_vision_task, "clip_tiny.random"))
+    assert set(preds) == set(tiny_vision_task.eval_splits())
+    for pred in preds.values():
+        assert pred.kind == "logprobs" and pred.values.shape[0] == 3
+        np.testing.assert_allclose(np.exp(pred.values).sum(-1), 1.0, rtol=1e-4)
+    assert np.ptp(preds["test"].values, axis=0).max() > 0
+    assert method.summary()["ivon_eval_samples"] == 3
