@@ -190,3 +190,29 @@ def test_swag_recomputes_batch_norm_statistics_for_each_draw(tiny_vision_task):
     preds = method.run(make_context(tiny_vision_task, "tiny_cnn.random"))
     assert_proper_samples(preds["test"], 2, 4)
     assert accuracy(preds["test"]) > 0.5
+
+
+def test_swag_keeps_batch_norm_statistics_the_backbone_freezes():
+    """EfficientNet-Lite fine-tunes with frozen batch-norm statistics: a SWAG draw must
+    not re-estimate them (resetting them would leave mean 0, variance 1)."""
+    from bench.backbones import create_backbone
+    from bench.engine import Engine
+    from bench.methods.swag import update_batch_norm
+
+    task_images = np.random.default_rng(0).integers(0, 255, (16, 28, 28), dtype=np.uint8)
+
+    class Train:
+        inputs, labels = task_images, np.zeros(16, dtype=np.int64)
+
+        def __len__(self):
+            return 16
+
+    model = Classifier(create_backbone("effnet_lite0.imagenet", image_size=32), 3)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = norms[0].running_mean.clone()
+    engine = Engine.create("cpu", "fp32", eval_batch_size=8)
+    assert update_batch_norm(model, Train(), engine, 2, 0) is False
+    torch.testing.assert_close(norms[0].running_mean, before)
+    model.backbone.freeze_bn_stats = False
+    assert update_batch_norm(model, Train(), engine, 2, 0) is True
+    assert not torch.allclose(norms[0].running_mean, before)

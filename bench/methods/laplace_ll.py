@@ -5,7 +5,7 @@ then ``laplace-torch`` fits a Laplace approximation over the head's weights and 
 given the frozen fine-tuned features of the training split: the posterior precision is
 the generalised Gauss-Newton of the cross-entropy (``kron``: KFAC, as Daxberger et al.
 recommend; ``diag`` or ``full`` too) plus an isotropic prior precision, chosen by
-maximising the marginal likelihood. Prediction keeps ``eval_samples`` draws of the
+maximising the marginal likelihood. Prediction keeps ``eval_samples`` (100) draws of the
 linearised (GLM) predictive, ``softmax(f)`` with ``f ~ N(f_MAP(x), J Sigma J^T)``, as
 log-probabilities ``[S, N, C]``. As the prior precision grows the draws collapse onto
 the MAP's softmax.
@@ -46,13 +46,15 @@ class LastLayerLaplaceHparams(FullFineTuningHparams):
         prior_fit: ``marglik``: the prior precision maximises the marginal likelihood
             (starting from ``prior_precision``); ``fixed``: ``prior_precision`` as given.
         prior_precision: Isotropic prior precision (the start of the ``marglik`` fit).
-        eval_samples: Draws of the GLM predictive kept per prediction.
+        eval_samples: Draws of the GLM predictive kept per prediction. They cost one head
+            evaluation each; with a wide posterior over many classes 10 draws are too few
+            (CLINC150, 150 intents: 65% accuracy at 10 draws, 78% at 100).
     """
 
     hessian_structure: str = "kron"
     prior_fit: str = "marglik"
     prior_precision: float = 1.0
-    eval_samples: int = 10
+    eval_samples: int = 100
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -11,7 +11,8 @@ covariance. A draw is
 
 with ``scale`` 0.5 giving the paper's ``1/2 (Sigma_diag + D D^T / (K - 1))`` covariance
 (``swa_gaussian``'s formula, ``K`` the rank). Batch-norm statistics are recomputed for
-each draw on training batches (``bn_update``), as a weight draw changes them. Prediction
+each draw on training batches (``bn_update``), as a weight draw changes them (only those
+the backbone lets fine-tuning update: frozen statistics stay frozen). Prediction
 keeps ``eval_samples`` draws as log-probabilities ``[S, N, C]``; ``scale`` 0 reduces it
 to the SWA solution.
 
@@ -128,17 +129,24 @@ class SWAGMoments:
 def update_batch_norm(model: Classifier, train, engine, batches: int, seed: int) -> bool:
     """Re-estimates batch-norm running statistics on ``batches`` training batches.
 
+    Only the layers that track statistics while fine-tuning are re-estimated: a backbone
+    that freezes them (EfficientNet-Lite's default, ``freeze_bn_stats``) keeps its
+    pretrained statistics through training, so a weight draw keeps them too.
+
     Returns:
-        Whether the model has batch-norm layers (False: nothing to do).
+        Whether any statistics were re-estimated.
     """
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    model.train()
+    layers = [
+        m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+    ]
     if not layers or batches <= 0:
+        model.eval()
         return False
     saved = {layer: layer.momentum for layer in layers}
     for layer in layers:
         layer.reset_running_stats()
         layer.momentum = None  # a cumulative average over the batches
-    model.train()
     rng = np.random.default_rng([seed, 0xB2])
     order = list(index_batches(len(train), engine.eval_batch_size, True, rng))[:batches]
     for _, batch in prepared_batches(model.backbone, train.inputs, order, False, engine):
