@@ -39,9 +39,9 @@ def _plain_conv(module: nn.Conv2d) -> bool:
 
     peft builds a convolution's adapter by calling the layer's own class, which fails
     for subclasses with another constructor (EfficientNet-Lite's static same-padding
-    convolution). Such a subclass whose forward equals ``nn.Conv2d``'s (a 1x1 one pads
-    nothing) is re-classed to ``nn.Conv2d``, after an equality check on random inputs;
-    any other is left out.
+    convolution). A subclass whose forward equals ``nn.Conv2d``'s on random inputs (a 1x1
+    one pads nothing) can be adapted once re-classed (:func:`add_lora` does that for the
+    layers it adapts); any other is left out.
     """
     if type(module) is nn.Conv2d:
         return True
@@ -58,7 +58,6 @@ def _plain_conv(module: nn.Conv2d) -> bool:
             plain = nn.Conv2d.forward(module, probe)
         if plain.shape != expected.shape or not torch.allclose(plain, expected):
             return False
-    module.__class__ = nn.Conv2d
     return True
 
 
@@ -113,6 +112,11 @@ def add_lora(
     if rank < 1:
         raise ConfigError(f"LoRA rank must be >= 1, got {rank}")
     from peft import LoraConfig, inject_adapter_in_model
+
+    for name in chosen:
+        module = encoder.get_submodule(name)
+        if isinstance(module, nn.Conv2d):
+            module.__class__ = nn.Conv2d  # same forward (checked by _plain_conv)
 
     config = LoraConfig(
         r=rank,

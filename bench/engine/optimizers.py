@@ -125,39 +125,36 @@ def check_ivon_parameters(params: Sequence[torch.nn.Parameter]) -> None:
         )
 
 
-class _IVON:
-    """Factory for the ``ivon-opt`` optimiser with its step counter checkpointed."""
+def _make_ivon(groups: list[dict], lr: float, settings: IVONSettings, n_train: int, weight_decay):
+    """The ``ivon-opt`` optimiser, with its step counter added to its checkpoints."""
+    import ivon
 
-    @staticmethod
-    def make(groups: list[dict], lr: float, settings: IVONSettings, n_train: int, weight_decay):
-        import ivon
+    class CheckpointedIVON(ivon.IVON):
+        # The library keeps the step count (used to debias the momentum) outside
+        # state_dict; a resumed run would restart it at 0.
+        def state_dict(self):
+            state = super().state_dict()
+            state["ivon_current_step"] = self.current_step
+            return state
 
-        class CheckpointedIVON(ivon.IVON):
-            # The library keeps the step count (used to debias the momentum) outside
-            # state_dict; a resumed run would restart it at 0.
-            def state_dict(self):
-                state = super().state_dict()
-                state["ivon_current_step"] = self.current_step
-                return state
+        def load_state_dict(self, state):
+            state = dict(state)
+            self.current_step = state.pop("ivon_current_step", 0)
+            super().load_state_dict(state)
 
-            def load_state_dict(self, state):
-                state = dict(state)
-                self.current_step = state.pop("ivon_current_step", 0)
-                super().load_state_dict(state)
-
-        ess = settings.effective_sample_size(n_train)
-        return CheckpointedIVON(
-            groups,
-            lr=lr,
-            ess=ess,
-            hess_init=settings.prior_precision / ess,
-            beta1=settings.beta1,
-            beta2=settings.beta2,
-            weight_decay=weight_decay,
-            mc_samples=settings.train_samples,
-            clip_radius=settings.clip_radius,
-            rescale_lr=settings.rescale_lr,
-        )
+    ess = settings.effective_sample_size(n_train)
+    return CheckpointedIVON(
+        groups,
+        lr=lr,
+        ess=ess,
+        hess_init=settings.prior_precision / ess,
+        beta1=settings.beta1,
+        beta2=settings.beta2,
+        weight_decay=weight_decay,
+        mc_samples=settings.train_samples,
+        clip_radius=settings.clip_radius,
+        rescale_lr=settings.rescale_lr,
+    )
 
 
 def build_optimizer(
@@ -196,7 +193,7 @@ def build_optimizer(
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "ivon":
         check_ivon_parameters([p for g in groups for p in g["params"]])
-        return _IVON.make(groups, lr, ivon_settings or IVONSettings(), n_train, weight_decay)
+        return _make_ivon(groups, lr, ivon_settings or IVONSettings(), n_train, weight_decay)
     raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
@@ -254,6 +251,26 @@ def optimizer_step(
     return torch.stack(draws).mean()
 
 
+def monte_carlo_logprobs(
+    draw: Callable[[int], contextlib.AbstractContextManager],
+    samples: int,
+    fn: Callable[[], dict[str, torch.Tensor]],
+) -> dict[str, np.ndarray]:
+    """``{split: log-probabilities [S, N, C]}`` of ``fn()`` inside ``samples`` draws.
+
+    Every sampling predictor (IVON's posterior, MC dropout's masks, SWAG's weights)
+    predicts this way: ``draw(i)`` puts the model in its ``i``-th stochastic state for
+    the ``with`` block, and ``fn`` returns ``{split: logits [N, C]}`` in that state.
+    """
+    draws: dict[str, list[torch.Tensor]] = {}
+    for index in range(samples):
+        with draw(index):
+            for name, logits in fn().items():
+                logprobs = torch.log_softmax(torch.as_tensor(logits).detach().float(), dim=-1)
+                draws.setdefault(name, []).append(logprobs.cpu())
+    return {k: torch.stack(v).numpy() for k, v in draws.items()}
+
+
 def _as_array(values) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         values = values.detach().float().cpu().numpy()
@@ -282,11 +299,6 @@ class WeightPosterior:
         """Whether predictions are Monte Carlo draws."""
         return self.optimizer is not None
 
-    @contextlib.contextmanager
-    def _draw(self):
-        with self.optimizer.sampled_params(train=False):
-            yield
-
     def predict(self, fn: Callable[[], dict[str, torch.Tensor]]) -> tuple[dict, str]:
         """``fn()`` at the point estimate, or its log-softmax at ``eval_samples`` draws.
 
@@ -301,13 +313,8 @@ class WeightPosterior:
         """
         if not self.samples:
             return {k: _as_array(v) for k, v in fn().items()}, "logits"
-        draws: dict[str, list[torch.Tensor]] = {}
-        for _ in range(self.eval_samples):
-            with self._draw():
-                for name, logits in fn().items():
-                    logprobs = torch.log_softmax(torch.as_tensor(logits).detach().float(), dim=-1)
-                    draws.setdefault(name, []).append(logprobs.cpu())
-        return {k: torch.stack(v).numpy() for k, v in draws.items()}, "logprobs"
+        draw = lambda _: self.optimizer.sampled_params(train=False)  # noqa: E731
+        return monte_carlo_logprobs(draw, self.eval_samples, fn), "logprobs"
 
     def describe(self) -> dict:
         """Facts for run.json: the posterior's mean standard deviation and Hessian."""

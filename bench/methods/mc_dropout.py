@@ -17,11 +17,11 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from bench.engine.loop import Classifier, encode_split, train_classifier
+from bench.engine.optimizers import monte_carlo_logprobs
 from bench.io import SplitPrediction
 from bench.methods.base import FitContext
 from bench.methods.full_ft import FullFineTuning, FullFineTuningHparams
@@ -67,10 +67,16 @@ class DropoutClassifier(Classifier):
         return self.head(self.dropout(features))
 
 
+def dropout_layers(model: nn.Module) -> list[nn.Module]:
+    """Every dropout layer of ``model``."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+
+
 @contextlib.contextmanager
 def dropout_sampling(model: nn.Module):
     """Evaluation mode except for dropout layers, which keep sampling masks."""
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    layers = dropout_layers(model)
+    model.eval()
     try:
         for layer in layers:
             layer.train()
@@ -89,16 +95,17 @@ def mc_dropout_predictions(
     for name in task.eval_splits():
         split = task.splits[name]
         ctx.engine.log(f"predict: {name} ({len(split)} examples, {samples} dropout passes)")
-        draws = []
-        for _ in range(samples):
-            model.eval()
-            with dropout_sampling(model):
-                # encode_split restores only the backbone's top-level mode, which
-                # leaves the dropout layers' own training flags alone: they sample.
-                logits = encode_split(model, model.backbone, split, ctx.engine)
-            draws.append(torch.log_softmax(torch.from_numpy(logits).float(), dim=-1).numpy())
+        # encode_split restores only the backbone's top-level mode, which leaves the
+        # dropout layers' own training flags alone: they sample.
+        values = monte_carlo_logprobs(
+            lambda _: dropout_sampling(model),
+            samples,
+            lambda split=split, name=name: {
+                name: encode_split(model, model.backbone, split, ctx.engine)
+            },
+        )
         out[name] = SplitPrediction(
-            info=split.info, labels=split.labels, values=np.stack(draws), kind="logprobs"
+            info=split.info, labels=split.labels, values=values[name], kind="logprobs"
         )
     return out
 
@@ -118,7 +125,6 @@ class MCDropout(FullFineTuning):
         self._summary = train_classifier(
             model, train, self.hparams, ctx.engine, ctx.seed, checkpoint=ctx.checkpoint
         )
-        with torch.no_grad(), dropout_sampling(model) as layers:
-            self._summary["dropout_layers"] = layers
+        self._summary["dropout_layers"] = len(dropout_layers(model))
         with torch.no_grad():
             return mc_dropout_predictions(model, ctx, self.hparams.eval_samples)

@@ -27,6 +27,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from bench.engine.loop import (
     total_training_steps,
     train_classifier,
 )
+from bench.engine.optimizers import monte_carlo_logprobs
 from bench.io import SplitPrediction
 from bench.methods.base import FitContext
 from bench.methods.full_ft import FullFineTuning, FullFineTuningHparams
@@ -204,21 +206,27 @@ class SWAG(FullFineTuning):
             "swag_mean_std": float(moments.variance().sqrt().mean()),
         }
         generator = torch.Generator().manual_seed(ctx.seed)
-        draws: dict[str, list[np.ndarray]] = {n: [] for n in task.eval_splits()}
+
+        @contextlib.contextmanager
+        def weight_draw(index: int):
+            moments.load(moments.sample(hp.swag_scale, generator))
+            update_batch_norm(model, train, ctx.engine, hp.bn_update_batches, ctx.seed + index)
+            yield
+
+        names = task.eval_splits()
         with torch.no_grad():
-            for index in range(hp.eval_samples):
-                moments.load(moments.sample(hp.swag_scale, generator))
-                update_batch_norm(model, train, ctx.engine, hp.bn_update_batches, ctx.seed + index)
-                for name in draws:
-                    logits = torch.from_numpy(predict_logits(model, task.splits[name], ctx.engine))
-                    draws[name].append(torch.log_softmax(logits.float(), dim=-1).numpy())
+            values = monte_carlo_logprobs(
+                weight_draw,
+                hp.eval_samples,
+                lambda: {n: predict_logits(model, task.splits[n], ctx.engine) for n in names},
+            )
             moments.load(moments.mean)
         return {
             name: SplitPrediction(
                 info=task.splits[name].info,
                 labels=task.splits[name].labels,
-                values=np.stack(values),
+                values=values[name],
                 kind="logprobs",
             )
-            for name, values in draws.items()
+            for name in names
         }
