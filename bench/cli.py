@@ -46,7 +46,9 @@ def _engine(grid: Grid, threads: int | None):
         runtime["precision"],
         threads,
         runtime["eval_batch_size"],
-        data_workers=runtime.get("data_workers", 0),
+        data_workers=runtime.get("data_workers", "auto"),
+        decode=runtime.get("decode", "auto"),
+        compile=runtime.get("compile", False),
     )
 
 

@@ -42,7 +42,10 @@ SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 ENSEMBLE_SUFFIX = "+ens"
 # Runtime keys that never change a result (the resume test shows checkpointing does not),
 # left out of the cell hash so changing them reruns nothing.
-RESULT_NEUTRAL_RUNTIME = ("checkpoint_every",)
+# Runtime keys that leave a result unchanged (data_workers: crops are seeded per batch),
+# or change it as device and precision "auto" do, by rounding (decode, compile): like
+# those they are recorded in run.json, not hashed, so a grid moved to a GPU reruns nothing.
+RESULT_NEUTRAL_RUNTIME = ("checkpoint_every", "data_workers", "decode", "compile")
 # Hyperparameters added after results existed, left out of a cell's settings (and hash)
 # while they have the value that reproduces those results, so adding them reran nothing.
 # The dataclass defaults equal these, so the fit job builds the same method without them.
@@ -611,12 +614,15 @@ def _check_hparams(config: dict[str, Any]) -> None:
         method_defaults(method, config_dir)
 
 
-def load_grid(config: dict[str, Any], log=None) -> Grid:
+def load_grid(config: dict[str, Any], log=None, check_data: bool = True) -> Grid:
     """Validates a config and expands it into cells.
 
     Args:
         config: The parsed YAML (Snakemake's ``config`` or the CLI's file).
         log: Called with the one-line note listing tasks left out for missing data.
+        check_data: Check the data root and the tasks' files (False: only the grid's
+            structure, on a machine without the data, e.g. for a cost estimate; every
+            task is kept).
 
     Raises:
         ConfigError: Unknown names, impossible pairs, bad values, a missing data root.
@@ -631,6 +637,11 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
     merged_hparams = _merged_hparams(config)
     _check_hparam_values(config, merged_hparams)
     paths = DataPaths.from_config(config["data"])
+    if not check_data:
+        _check_head_init(config, merged_hparams)
+        _check_search(config, merged_hparams)
+        _check_optimizer(config, merged_hparams)
+        return Grid(config=config, cells=_expand(config, skipped={}))
     if not paths.root.is_dir():
         raise ConfigError(
             f"data.root: {paths.root} is not a directory; point it at the folder holding the "
@@ -656,7 +667,11 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
             skipped[task] = f"{missing[0]} missing"
     if skipped and log is not None:
         log("left out for missing data: " + "; ".join(f"{t} ({r})" for t, r in skipped.items()))
-    cells = [
+    return Grid(config=config, cells=_expand(config, skipped), skipped=skipped)
+
+
+def _expand(config: dict[str, Any], skipped: dict[str, str]) -> list[Cell]:
+    return [
         Cell(task, backbone, method, seed)
         for task, block in config["tasks"].items()
         if task not in skipped
@@ -664,7 +679,6 @@ def load_grid(config: dict[str, Any], log=None) -> Grid:
         for method in config["methods"]
         for seed in config["seeds"]
     ]
-    return Grid(config=config, cells=cells, skipped=skipped)
 
 
 def weight_problems(grid: Grid) -> list[str]:
@@ -680,6 +694,6 @@ def weight_problems(grid: Grid) -> list[str]:
     return [reason for reason in reasons if reason]
 
 
-def load_grid_file(path: str | Path, log=None) -> Grid:
+def load_grid_file(path: str | Path, log=None, check_data: bool = True) -> Grid:
     """Reads a YAML config file and validates it with :func:`load_grid`."""
-    return load_grid(yaml.safe_load(Path(path).read_text()) or {}, log=log)
+    return load_grid(yaml.safe_load(Path(path).read_text()) or {}, log=log, check_data=check_data)

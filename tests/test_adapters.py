@@ -103,7 +103,8 @@ def test_cache_holds_seeded_views_and_the_zero_shot_prototypes(tiny_cache):
         train_views=2,
         prototypes=True,
     )
-    np.testing.assert_allclose(again.splits["train"].views, train.views, atol=1e-5)
+    # ``train`` was read back from the float16 file, ``again`` is fresh float32.
+    np.testing.assert_allclose(again.splits["train"].views, train.views, rtol=1e-3, atol=1e-3)
 
 
 def test_views_of_image_files_are_augmented_crops(tmp_path):

@@ -213,7 +213,8 @@ def test_zero_shot_head_is_the_scaled_cosine_to_prompt_ensembles(tiny_vision_tas
         image = torch.nn.functional.normalize(backbone(backbone.prepare(test.inputs[:5])), dim=-1)
         weights = backbone.zero_shot_weights(task.classnames, task.templates)
         expected = backbone.logit_scale.exp() * image @ weights.T
-    np.testing.assert_allclose(first["test"].values[:5], expected.numpy(), rtol=1e-4, atol=1e-4)
+    # The cache stores features as float16 (relative rounding 2^-11).
+    np.testing.assert_allclose(first["test"].values[:5], expected.numpy(), rtol=2e-3, atol=2e-3)
     with pytest.raises(ValueError, match="exactly one"):
         create_method("zero_shot", templates=["no slot"]).run(
             make_context(task, "clip_tiny.random")

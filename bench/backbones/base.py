@@ -51,6 +51,14 @@ class Backbone(nn.Module):
 
         return ImageTransform(int(self.image_size), train=train)
 
+    def compile_targets(self) -> list[nn.Module]:
+        """The modules ``torch.compile`` compiles when the engine asks (``runtime.compile``).
+
+        The default is the whole backbone, preprocessing on the device included, so its
+        resize and normalisation fuse into the first kernels.
+        """
+        return [self]
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups (towers, projections).
 

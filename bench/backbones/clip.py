@@ -199,6 +199,10 @@ class OpenCLIPBackbone(Backbone):
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.encode_image(batch)
 
+    def compile_targets(self) -> list[nn.Module]:
+        """Both towers: contrastive methods (FLYP, CaRot, CoOp) run the text one too."""
+        return [self.model.visual, self.model.transformer]
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         groups: dict[str, list[nn.Parameter]] = {
             "visual": [],

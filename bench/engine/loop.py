@@ -135,6 +135,9 @@ def is_image_files(inputs) -> bool:
 class _DecodedBatches(torch.utils.data.Dataset):
     """Item ``i`` = ``transform(files[batches[i]], seed=seeds[i])``, run in DataLoader workers.
 
+    With ``transform`` None (device decoding) item ``i`` is the files' encoded bytes
+    instead (:func:`bench.data.images.read_image_bytes`), packed as ``(bytes, lengths)``:
+    :meth:`unpack` turns it back into a list of uint8 tensors.
     ``files`` holds only the images of these batches (``batches`` index into it), so a
     worker started with spawn / forkserver is not sent a whole dataset's paths.
     """
@@ -145,9 +148,28 @@ class _DecodedBatches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        decoded = self.transform(self.files.subset(self.batches[i]), seed=self.seeds[i])
-        return torch.from_numpy(decoded)
+    def __getitem__(self, i: int) -> torch.Tensor | tuple[torch.Tensor, list[int]]:
+        from bench.data.images import read_image_bytes
+
+        files = self.files.subset(self.batches[i])
+        if self.transform is None:
+            # One tensor crosses to the main process, not one per file: read_file's
+            # memory-mapped tensors fail to pickle into worker queues ("Bad file
+            # descriptor"), and one shared-memory block per batch is cheaper anyway.
+            encoded = read_image_bytes(files)
+            return torch.cat(encoded), [len(data) for data in encoded]
+        return torch.from_numpy(self.transform(files, seed=self.seeds[i]))
+
+    @staticmethod
+    def as_is(item):
+        """Collate function that leaves packed bytes alone (picklable, unlike a lambda)."""
+        return item
+
+    @staticmethod
+    def unpack(item: tuple[torch.Tensor, list[int]]) -> list[torch.Tensor]:
+        """``(bytes, lengths)`` -> each file's bytes (views of the one tensor)."""
+        packed, lengths = item
+        return list(torch.split(packed, lengths))
 
 
 def prepared_batches(
@@ -162,10 +184,14 @@ def prepared_batches(
 
     Image files are decoded by ``backbone.image_transform(train)``, in
     ``engine.data_workers`` DataLoader processes (pinned memory, two batches prefetched
-    per worker) when it is above 0, so JPEG decoding overlaps the GPU's work. Each
+    per worker) when it is above 0, so JPEG decoding overlaps the GPU's work. With
+    ``engine.decode == "device"`` the workers only read the files' bytes and this
+    process decodes each batch on ``engine.device`` (the transform's
+    :meth:`~bench.data.images.ImageTransform.on_device` decoder: nvJPEG on a GPU). Each
     training batch is augmented with its entry of ``seeds`` (drawn here, in order, from
     torch's global generator when None), so random crops are the same whatever the
-    number of workers. Everything else is prepared in this process.
+    number of workers, and the same boxes on the host and the device. Everything else
+    is prepared in this process.
     """
     batches = list(batches)
     if not is_image_files(inputs):
@@ -175,14 +201,26 @@ def prepared_batches(
                 to_device(backbone.prepare(take(inputs, index), train=train), engine.device),
             )
         return
+    from bench.data.images import read_image_bytes
+
     transform = backbone.image_transform(train)
+    decoder = transform.on_device() if engine.decode == "device" else None
     if not train:
         seeds = [None] * len(batches)
     elif seeds is None:
         seeds = torch.randint(0, 2**31 - 1, (len(batches),)).tolist()
+
+    def decode(files, seed: int | None, encoded: list[torch.Tensor]) -> torch.Tensor:
+        # files only names a file in an error.
+        return decoder(encoded, engine.device, seed, inputs.crop_border, files=files)
+
     if engine.data_workers == 0:
         for index, seed in zip(batches, seeds, strict=True):
-            decoded = transform(inputs.subset(index), seed=seed)
+            files = inputs.subset(index)
+            if decoder is None:
+                decoded = transform(files, seed=seed)
+            else:
+                decoded = decode(files, seed, read_image_bytes(files))
             yield index, to_device(backbone.prepare(decoded, train=train), engine.device)
         return
     # Re-base the batches onto just the images they use (see _DecodedBatches).
@@ -190,16 +228,22 @@ def prepared_batches(
     offsets = np.cumsum([0] + [len(b) for b in batches])
     local = [np.arange(offsets[i], offsets[i + 1]) for i in range(len(batches))]
     loader = torch.utils.data.DataLoader(
-        _DecodedBatches(inputs.subset(used), local, seeds, transform),
+        _DecodedBatches(inputs.subset(used), local, seeds, transform if decoder is None else None),
         batch_size=None,
         shuffle=False,
         num_workers=engine.data_workers,
-        pin_memory=engine.device.type == "cuda",
+        # Bytes go to the decoder as they are: pinning would only copy them once more.
+        collate_fn=None if decoder is None else _DecodedBatches.as_is,
+        pin_memory=engine.device.type == "cuda" and decoder is None,
         persistent_workers=False,
     )
-    for index, decoded in zip(batches, loader, strict=True):
-        # decoded is a (pinned) uint8 tensor: prepare only permutes it, the copy to the
-        # device reads the pinned buffer directly.
+    for index, seed, item in zip(batches, seeds, loader, strict=True):
+        # A decoded batch is a (pinned) uint8 tensor: prepare only permutes it, the copy
+        # to the device reads the pinned buffer directly.
+        if decoder is None:
+            decoded = item
+        else:
+            decoded = decode(inputs.subset(index), seed, _DecodedBatches.unpack(item))
         yield index, to_device(backbone.prepare(decoded, train=train), engine.device)
 
 
@@ -325,6 +369,7 @@ def train_classifier(
             f"{cfg.grad_accumulation}"
         )
     extra_param_groups = list(extra_param_groups or [])
+    engine.prepare_model(model)
     optimizer = build_optimizer(
         _param_groups(model, cfg) + extra_param_groups,
         cfg.optimizer,
@@ -453,13 +498,15 @@ def train_classifier(
     return summary
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def encode_split(fn: Callable, backbone: Backbone, split: Split, engine: Engine) -> np.ndarray:
     """Applies ``fn(prepared_batch) -> tensor`` over a split in eval mode, batched.
 
-    Texts are batched in order of length (and the outputs put back in input order),
-    so a batch pads to similar lengths instead of to the split's longest text.
+    Runs under ``torch.inference_mode`` (no autograd bookkeeping at all). Texts are
+    batched in order of length (and the outputs put back in input order), so a batch
+    pads to similar lengths instead of to the split's longest text.
     """
+    engine.prepare_model(fn if isinstance(fn, nn.Module) else backbone)
     was_training = backbone.training
     if is_text(split.inputs):
         order = np.argsort([len(t) for t in split.inputs], kind="stable")

@@ -29,6 +29,14 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @dataclass
 class Engine:
     """Where and how tensors are computed.
@@ -38,13 +46,23 @@ class Engine:
         precision: ``bf16`` (autocast on CUDA) or ``fp32``.
         eval_batch_size: Batch size for feature extraction and prediction.
         log_every: Training steps between progress lines (progress costs a host sync).
-        data_workers: DataLoader processes decoding image files (0: in this process).
+        data_workers: DataLoader processes reading image files (0: in this process).
+        decode: Where JPEG files are decoded and resized: ``host`` (PIL in the data
+            workers) or ``device`` (``torchvision.io.decode_jpeg`` on ``device``: nvJPEG
+            on a GPU; the workers only read the files' bytes).
+        compile: Compile the backbone's encoder with ``torch.compile`` in training and
+            inference (:meth:`prepare_model`).
+        channels_last: Convert convolutional backbones to channels-last memory layout
+            (faster cuDNN kernels under bf16; on by default on CUDA only).
     """
 
     device: torch.device
     precision: str = "fp32"
     eval_batch_size: int = 256
     data_workers: int = 0
+    decode: str = "host"
+    compile: bool = False
+    channels_last: bool = False
     log_every: int = 50
     started: float = field(default_factory=time.perf_counter)
 
@@ -55,9 +73,15 @@ class Engine:
         precision: str = "auto",
         threads: int | None = None,
         eval_batch_size: int = 256,
-        data_workers: int = 0,
+        data_workers: int | str = 0,
+        decode: str = "auto",
+        compile: bool = False,
     ) -> Engine:
-        """Resolves ``auto`` settings: CUDA if available, bf16 autocast on CUDA only.
+        """Resolves ``auto`` settings for the device found.
+
+        On CUDA: bf16 autocast, TF32 matmuls, channels-last convolutions, image files
+        decoded on the GPU and ``auto`` data workers = the job's cores minus one (at
+        most 8). On CPU: fp32, decoding with PIL, data decoded in the job's process.
 
         Args:
             device: ``auto``, ``cpu``, ``cuda`` or ``cuda:i``.
@@ -65,7 +89,9 @@ class Engine:
             threads: CPU threads for torch (defaults to the job's allotted cores,
                 ``SLURM_CPUS_PER_TASK`` / Snakemake ``threads``, else torch's default).
             eval_batch_size: Batch size for inference.
-            data_workers: DataLoader processes decoding image files.
+            data_workers: DataLoader processes reading image files, or ``auto``.
+            decode: ``auto``, ``host`` or ``device`` (see the class).
+            compile: ``torch.compile`` the encoder.
         """
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -78,15 +104,59 @@ class Engine:
             raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
         if threads:
             torch.set_num_threads(int(threads))
-        if resolved.type == "cuda":
+        on_gpu = resolved.type == "cuda"
+        if on_gpu:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+        if decode == "auto":
+            decode = "device" if on_gpu else "host"
+        if decode not in ("host", "device"):
+            raise ValueError(f"decode must be auto, host or device, got {decode!r}")
+        if data_workers == "auto":
+            # The cores the job may use (SLURM's cgroup sets the affinity) minus the one
+            # driving the GPU; a CPU job's cores are all busy with the model, so workers
+            # would only compete with it.
+            data_workers = min(8, max(1, usable_cores() - 1)) if on_gpu else 0
         return cls(
             device=resolved,
             precision=precision,
             eval_batch_size=eval_batch_size,
             data_workers=int(data_workers),
+            decode=decode,
+            compile=bool(compile),
+            channels_last=on_gpu,
         )
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Applies the layout and compilation settings to a model, in place.
+
+        Channels-last (``channels_last``) converts the 4-d weights of models with
+        several convolutions: cuDNN then picks its NHWC kernels for them, faster
+        under bf16 on tensor cores; the parameters stay the same objects, so an
+        optimiser built before or after is unaffected. Compilation (``compile``)
+        compiles each module :meth:`Backbone.compile_targets` names with
+        ``nn.Module.compile``, which keeps parameter names and checkpoints unchanged;
+        text encoders compile with dynamic shapes (batches pad to their own length).
+        Calling it again on the same model does nothing more.
+
+        Args:
+            model: A backbone, or a module holding one as ``backbone``.
+
+        Returns:
+            ``model``.
+        """
+        if getattr(model, "_engine_prepared", False):
+            return model
+        backbone = model if hasattr(model, "compile_targets") else getattr(model, "backbone", None)
+        convolutions = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+        if self.channels_last and convolutions > 1:
+            model.to(memory_format=torch.channels_last)
+        if self.compile and backbone is not None:
+            dynamic = backbone.modality == "text"
+            for module in backbone.compile_targets():
+                module.compile(dynamic=dynamic)
+        model._engine_prepared = True
+        return model
 
     def autocast(self):
         """Mixed-precision context: bf16 autocast on CUDA, a no-op otherwise."""
@@ -115,6 +185,10 @@ class Engine:
             "precision": self.precision,
             "torch_threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count() or 0,
+            "data_workers": self.data_workers,
+            "decode": self.decode,
+            "compile": int(self.compile),
+            "channels_last": int(self.channels_last),
         }
         if self.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.device)

@@ -132,9 +132,17 @@ def ema_momentum(step: int, total_steps: int, hp: CaRotHparams) -> float:
 
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
-    """``theta_t <- m theta_t + (1 - m) theta_s`` over parameters (not buffers)."""
-    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
-        t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
+    """``theta_t <- m theta_t + (1 - m) theta_s`` over parameters (not buffers).
+
+    Two multi-tensor kernels over all parameters instead of two kernels per parameter
+    (a ViT-B/16 CLIP has ~300), with the same arithmetic.
+    """
+    teacher_params = list(teacher.parameters())
+    student_params = [p.detach() for p in student.parameters()]
+    if len(teacher_params) != len(student_params):
+        raise ValueError("teacher and student have different parameter lists")
+    torch._foreach_mul_(teacher_params, momentum)
+    torch._foreach_add_(teacher_params, student_params, alpha=1.0 - momentum)
 
 
 class CaRotObjective(FLYPObjective):

