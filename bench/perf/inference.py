@@ -221,7 +221,7 @@ def _pil_decode(path, size: int) -> np.ndarray:
         Image.Resampling.BICUBIC,
     )
     left, top = (image.width - size) // 2, (image.height - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    return np.array(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
 def _workers(device: Device) -> int:
