@@ -152,7 +152,7 @@ def test_carot_resumes_bitwise_after_preemption(tmp_path, tiny_vision_task):
 
     reference, ref_summary = run()
     checkpoint = Checkpointer(tmp_path / "train.pt", 0, "cellhash", lambda m: None)
-    with signal_on_call(CaptionSampler, "__call__", 8), pytest.raises(Preempted):
+    with signal_on_call(CaptionSampler, "tokens", 8), pytest.raises(Preempted):
         run(checkpoint)
     resumed, summary = run(checkpoint)
     assert summary["resumed_from_step"] == 8

@@ -52,7 +52,9 @@ def test_schema_fills_defaults_everywhere():
         "device": "auto",
         "precision": "auto",
         "eval_batch_size": 256,
-        "data_workers": 0,
+        "data_workers": "auto",
+        "decode": "auto",
+        "compile": False,
         "checkpoint_every": 1000,
     }
     assert config["tasks"]["sst2"]["limits"]["max_train"] is None

@@ -362,3 +362,18 @@ def test_caption_tokens_of_a_padding_tokenizer_take_the_per_step_path():
     sampler = CaptionSampler(["cat", "sea otter"], ["a {}.", "a photo of a big {}."], seed=0)
     tokens = sampler.tokens(torch.tensor([0, 1]), TextTower(), torch.device("cpu"))
     assert sampler._fixed_length is False and sampler._table is None and tokens.shape[0] == 2
+
+
+def test_flop_count_sees_attention_projections_in_inference_mode():
+    """The fused MHA fast path hides its projections from the counter; counting turns it off."""
+    from bench.perf.hardware import count_flops
+
+    attention = torch.nn.MultiheadAttention(32, 4, batch_first=True)
+    x = torch.randn(2, 10, 32)
+    training = count_flops(lambda: attention(x, x, x, need_weights=False))
+    attention.eval()
+    with torch.inference_mode():
+        inference = count_flops(lambda: attention(x, x, x, need_weights=False))
+    # QKV (3 x 32 x 32) and output (32 x 32) projections of 20 tokens, 2 FLOPs per MAC.
+    assert inference == training >= 2 * 20 * 4 * 32 * 32
+    assert torch.backends.mha.get_fastpath_enabled()
