@@ -326,10 +326,10 @@ def test_cost_rates_come_from_the_engine_rows_of_a_perf_csv(tmp_path):
         Measurement("extract_jpeg", "engine, decode device, 7 workers", 7000.0, "img/s"),
         Measurement("extract_jpeg", "plain loader, PIL, 7 workers", 2000.0, "img/s"),
     ]
-    write_csv(rows, tmp_path / "gpu.csv", {"device": "GPU"})
+    write_csv([({"device": "GPU"}, row) for row in rows], tmp_path / "gpu.csv")
     rates = rates_from_csv(tmp_path / "gpu.csv")
     assert (rates.train_flyp, rates.train_carot, rates.extract_jpeg) == (1200.0, 800.0, 7000.0)
-    write_csv(rows[:2], tmp_path / "partial.csv", {"device": "GPU"})
+    write_csv([({"device": "GPU"}, row) for row in rows[:2]], tmp_path / "partial.csv")
     with pytest.raises(ValueError, match="train_carot, extract_jpeg.*--only train_clip,inference"):
         rates_from_csv(tmp_path / "partial.csv")
 
@@ -377,3 +377,23 @@ def test_flop_count_sees_attention_projections_in_inference_mode():
     # QKV (3 x 32 x 32) and output (32 x 32) projections of 20 tokens, 2 FLOPs per MAC.
     assert inference == training >= 2 * 20 * 4 * 32 * 32
     assert torch.backends.mha.get_fastpath_enabled()
+
+
+def test_a_partial_rerun_replaces_its_measures_and_keeps_the_others(tmp_path):
+    """``--only`` on a device with a short limit per command: its other figures stay."""
+    from bench.perf.report import merge_measures, read_csv, write_csv
+
+    first = [
+        ({"date": "2026-12-01"}, Measurement("train_flyp", "engine", 100.0, "img/s", 256)),
+        ({"date": "2026-12-01"}, Measurement("extract_jpeg", "engine", 50.0, "img/s")),
+        ({"date": "2026-12-01"}, Measurement("score_metrics", "engine", 0.3, "s")),
+    ]
+    write_csv(first, tmp_path / "gpu.csv")
+    again = [({"date": "2026-12-02"}, Measurement("extract_jpeg", "engine", 70.0, "img/s"))]
+    merged = merge_measures(read_csv(tmp_path / "gpu.csv"), again)
+    assert [(c["date"], r.measure, r.value) for c, r in merged] == [
+        ("2026-12-01", "train_flyp", 100.0),
+        ("2026-12-02", "extract_jpeg", 70.0),
+        ("2026-12-01", "score_metrics", 0.3),
+    ]
+    assert merged[0][1].batch_size == 256 and merged[0][1].mfu is None

@@ -18,11 +18,14 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from bench.perf.hardware import find_device, versions
 from bench.perf.report import (
     compare_to_reference,
     markdown_table,
+    merge_measures,
+    read_csv,
     update_docs_section,
     write_csv,
 )
@@ -140,13 +143,19 @@ def main(argv: list[str] | None = None) -> None:
 
     device, rows = run(args)
     context = {"device": device.name, "date": time.strftime("%Y-%m-%d"), **versions()}
-    csv_path = f"{args.out_dir}/{device.slug}.csv"
-    write_csv(rows, csv_path, context)
-    table = markdown_table(rows)
+    csv_path = Path(args.out_dir) / f"{device.slug}.csv"
+    records = [(context, row) for row in rows]
+    if args.only and csv_path.exists():
+        # Keep the device's figures of the parts not rerun.
+        records = merge_measures(read_csv(csv_path), records)
+    write_csv(records, csv_path)
+    dates = sorted({c["date"] for c, _ in records})
+    table = markdown_table([row for _, row in records])
     print(table)
     print(f"wrote {csv_path}", file=sys.stderr)
     if not args.no_docs:
-        stamp = ", ".join(f"{k} {v}" for k, v in context.items() if k not in ("device",))
+        stamp = ", ".join(f"{k} {v}" for k, v in context.items() if k not in ("device", "date"))
+        stamp = f"measured {' and '.join(dates)}; {stamp}"
         peak = f"{device.peak_tflops} TFLOP/s" if device.peak_tflops else "unknown (no MFU)"
         body = (
             f"### {device.name}\n\n"

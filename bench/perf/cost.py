@@ -22,7 +22,6 @@ queueing, start-up (~1 min a job) and checkpoint writes come on top.
 from __future__ import annotations
 
 import argparse
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,12 +59,12 @@ def rates_from_csv(path: str | Path) -> Rates:
     Raises:
         ValueError: If the CSV lacks one of the three measures (names the part to run).
     """
+    from bench.perf.report import read_csv
+
     best: dict[str, float] = {}
-    with open(path) as handle:
-        for row in csv.DictReader(handle):
-            if row["implementation"].startswith("engine"):
-                value = float(row["value"])
-                best[row["measure"]] = max(best.get(row["measure"], 0.0), value)
+    for _, row in read_csv(path):
+        if row.implementation.startswith("engine"):
+            best[row.measure] = max(best.get(row.measure, 0.0), row.value)
     missing = [m for m in ("train_flyp", "train_carot", "extract_jpeg") if m not in best]
     if missing:
         raise ValueError(

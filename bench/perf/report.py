@@ -65,16 +65,55 @@ def compare_to_reference(rows: list[Measurement]) -> list[Measurement]:
     return rows
 
 
-def write_csv(rows: list[Measurement], path: str | os.PathLike, context: dict[str, str]) -> None:
-    """Writes ``rows`` with the run's context (device, date, versions) on every line."""
-    names = list(context) + [f.name for f in fields(Measurement)]
+#: A measurement and the context of the run that took it (device, date, versions).
+Record = tuple[dict[str, str], Measurement]
+
+
+def write_csv(records: list[Record], path: str | os.PathLike) -> None:
+    """Writes each measurement with its run's context columns on its line."""
+    names = list(dict.fromkeys(k for context, _ in records for k in context))
+    names += [f.name for f in fields(Measurement)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
     writer.writeheader()
-    for row in rows:
+    for context, row in records:
         writer.writerow({**context, **asdict(row)})
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def read_csv(path: str | os.PathLike) -> list[Record]:
+    """The records of a CSV :func:`write_csv` wrote."""
+    numeric = {"value", "achieved_tflops", "mfu", "vs_reference"}
+    names = {f.name for f in fields(Measurement)}
+    records = []
+    with open(path) as handle:
+        for line in csv.DictReader(handle):
+            values: dict = {}
+            for name in names:
+                text = line.get(name, "")
+                if name in numeric:
+                    values[name] = float(text) if text else None
+                elif name == "batch_size":
+                    values[name] = int(text) if text else None
+                else:
+                    values[name] = text
+            context = {k: v for k, v in line.items() if k not in names}
+            records.append((context, Measurement(**values)))
+    return records
+
+
+def merge_measures(earlier: list[Record], new: list[Record]) -> list[Record]:
+    """``new`` in place of the records of the same measures in ``earlier``, the rest kept.
+
+    A run of some parts (``--only``) then updates a device's record without dropping
+    the figures of the other parts (which keep their own date and versions), so a GPU
+    with a short time limit per command can be measured in several commands.
+    """
+    replaced = {row.measure for _, row in new}
+    order = list(dict.fromkeys(r.measure for _, r in earlier + new))
+    merged = [record for record in earlier if record[1].measure not in replaced] + new
+    return sorted(merged, key=lambda record: order.index(record[1].measure))
 
 
 def _format(value: float | None) -> str:
