@@ -154,10 +154,8 @@ def _random_resized_crop(
 
 
 @dataclass(frozen=True)
-class ImageTransform:
-    """Decodes and resizes a batch of :class:`ImageFiles` to ``uint8 [B, S, S, 3]``.
-
-    Small and picklable, so DataLoader workers get it instead of the model.
+class ResizeSpec:
+    """How images are cropped and resized, shared by the host and the device decoders.
 
     Attributes:
         image_size: Output side length ``S``.
@@ -170,6 +168,15 @@ class ImageTransform:
     train: bool = False
     scale: tuple[float, float] = (0.9, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+
+@dataclass(frozen=True)
+class ImageTransform(ResizeSpec):
+    """Decodes and resizes a batch of :class:`ImageFiles` to ``uint8 [B, S, S, 3]``.
+
+    Small and picklable, so DataLoader workers get it instead of the model. The fields
+    are :class:`ResizeSpec`'s.
+    """
 
     def __call__(self, files: ImageFiles, seed: int | None = None) -> np.ndarray:
         """Decodes ``files``; ``seed`` fixes the batch's random crops (else Python's ``random``)."""
@@ -282,26 +289,16 @@ def _resample(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class DeviceImageDecoder:
+class DeviceImageDecoder(ResizeSpec):
     """Decodes encoded image files on a device and resizes them as :class:`ImageTransform`.
 
     JPEGs are decoded in one batched ``torchvision.io.decode_jpeg`` call on the device
     (nvJPEG on a GPU, libjpeg-turbo on the CPU); other formats and files it rejects are
     decoded on the host and moved. Crops are sampled as the host path samples them
     (:func:`_crop_box`), so the same seed crops the same boxes; pixels differ from
-    PIL's by about a grey level (decoder rounding, float resampling).
-
-    Attributes:
-        image_size: Output side length ``S``.
-        train: Random resized crops (training) instead of resize + centre crop.
-        scale: Area range of the random crops.
-        ratio: Aspect-ratio range of the random crops.
+    PIL's by about a grey level (decoder rounding, float resampling). The fields are
+    :class:`ResizeSpec`'s.
     """
-
-    image_size: int
-    train: bool = False
-    scale: tuple[float, float] = (0.9, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
 
     def __call__(
         self,

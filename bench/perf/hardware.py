@@ -53,6 +53,17 @@ class Device:
             torch.cuda.synchronize(self.torch_device)
 
 
+def plain_autocast(device_type: str) -> torch.autocast:
+    """The plain loops' precision: bf16 autocast on CUDA, full fp32 elsewhere.
+
+    What the engine does by default on each device, so the two sides of a comparison
+    run at the same precision.
+    """
+    if device_type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as handle:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.perf.hardware import Device, count_flops, seconds_per_call
+from bench.perf.hardware import Device, count_flops, plain_autocast, seconds_per_call
 from bench.perf.report import Measurement
 from bench.perf.training import _engine, _free, _split, synthetic_images
 
@@ -97,12 +97,6 @@ def _rows(measure, implementation, device, images, seconds, flops_per_image, bat
     return Measurement(measure, implementation, rate, "img/s", batch, achieved, mfu, None, detail)
 
 
-def _autocast(device: Device):
-    if device.is_cuda:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
-
-
 class PlainEncoder:
     """``model.encode_image`` under ``inference_mode`` and bf16 autocast (on CUDA)."""
 
@@ -111,7 +105,7 @@ class PlainEncoder:
         self.forward = torch.compile(self._forward) if compiled else self._forward
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
-        with _autocast(self.device):
+        with plain_autocast(self.device.torch_device.type):
             return self.visual(images)
 
     @torch.inference_mode()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.perf.hardware import Device, count_flops, seconds_per_call
+from bench.perf.hardware import Device, count_flops, plain_autocast, seconds_per_call
 from bench.perf.report import Measurement
 
 
@@ -82,11 +82,7 @@ class PlainCLIPStep:
         self.model, self.method = model, method
         self.images, self.tokens = images, tokens
         cuda = images.device.type == "cuda"
-        self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if cuda
-            else torch.autocast("cpu", enabled=False)
-        )
+        self.autocast = plain_autocast(images.device.type)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=cuda)
         self.teacher = None
         if method == "carot":
@@ -311,11 +307,7 @@ class PlainTextStep:
         self.head = nn.Linear(encoder.config.hidden_size, classes).to(labels.device)
         self.batch, self.labels = batch, labels
         cuda = labels.device.type == "cuda"
-        self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if cuda
-            else torch.autocast("cpu", enabled=False)
-        )
+        self.autocast = plain_autocast(labels.device.type)
         params = list(encoder.parameters()) + list(self.head.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=2e-5, fused=cuda)
         self.loss = torch.compile(self._loss) if compiled else self._loss
