@@ -7,6 +7,7 @@ naming and hyperparameter layering at DAG build.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -247,6 +248,88 @@ def test_coop_at_ivon_predicts_with_a_prompt_per_draw(tiny_vision_task):
     assert method.summary()["ivon_eval_samples"] == 3
 
 
+@pytest.mark.parametrize("name", ["uap_map", "l2_sp"])
+def test_prior_methods_at_ivon_keep_their_prior_and_predict_with_draws(tiny_text_task, name):
+    seed_everything(0)
+    method = create_method(name, **IVON_FAST, ivon=IVON_SETTINGS)
+    preds = method.run(make_context(tiny_text_task, "tiny_bert.random"))
+    test = preds["test"]
+    assert test.kind == "logprobs" and test.values.shape == (4, len(test.labels), 2)
+    assert np.ptp(test.values, axis=0).max() > 0  # the draws differ
+    assert accuracy(test) > 0.7
+    summary = method.summary()
+    assert summary["ivon_ess"] == len(tiny_text_task.splits["train"])
+    assert summary["mean_parameter_space"] > 0  # the pull toward the pretrained weights
+
+
+def test_tip_adapter_f_at_ivon_predicts_with_a_cache_per_draw(tiny_vision_task):
+    from bench.backbones import create_backbone
+    from bench.engine.features import compute_features
+
+    seed_everything(0)
+    ctx = make_context(tiny_vision_task, "clip_tiny.random")
+    ctx._cache["features"] = compute_features(
+        tiny_vision_task, create_backbone("clip_tiny.random"), ctx.engine, prototypes=True
+    )
+    method = create_method(
+        "tip_adapter_f", epochs=2, batch_size=16, train_views=0, optimizer="ivon", lr=1e3,
+        weight_decay=0.0, ivon={"eval_samples": 3, "prior_precision": 1e4},
+    )  # fmt: skip
+    preds = method.run(ctx)
+    test = preds["test"]
+    assert test.kind == "logprobs" and test.values.shape == (3, len(test.labels), 4)
+    assert np.ptp(test.values, axis=0).max() > 0  # each draw is its own cache
+    assert accuracy(test) > 0.5  # chance: 0.25
+    summary = method.summary()
+    assert summary["ivon_eval_samples"] == 3 and "alpha" in summary
+
+
+def test_carot_at_ivon_updates_its_teacher_from_the_means_once_per_step(
+    tiny_vision_task, monkeypatch
+):
+    """With two weight draws per step, the EMA teacher still follows the optimiser's
+    schedule (updates after steps 0, 4, 8, 12, 16 of 20) and never averages a draw."""
+    import ivon
+
+    import bench.methods.carot as carot
+
+    inside_draw = []
+    sampled_params = ivon.IVON.sampled_params
+
+    @contextlib.contextmanager
+    def tracked(self, train=False):
+        inside_draw.append(True)
+        try:
+            with sampled_params(self, train):
+                yield
+        finally:
+            inside_draw.pop()
+
+    momenta = []
+    update = carot.ema_update
+
+    def checked_update(teacher, student, momentum):
+        assert not inside_draw, "the teacher averaged a posterior draw"
+        momenta.append(momentum)
+        update(teacher, student, momentum)
+
+    monkeypatch.setattr(ivon.IVON, "sampled_params", tracked)
+    monkeypatch.setattr(carot, "ema_update", checked_update)
+    seed_everything(0)
+    method = create_method(
+        "carot", epochs=2, batch_size=16, lr=30.0, warmup_fraction=0.1, ema_every=4,
+        optimizer="ivon", ivon={"train_samples": 2, "eval_samples": 3},
+    )  # fmt: skip
+    preds = method.run(make_context(tiny_vision_task, "clip_tiny.random"))
+    summary = method.summary()
+    assert summary["steps"] == 20 and summary["teacher_updates"] == 5
+    hp = carot.CaRotHparams(ema_every=4)
+    assert momenta == pytest.approx([carot.ema_momentum(t, 20, hp) for t in (0, 4, 8, 12, 16)])
+    assert summary["mean_distill"] > 0 and summary["ivon_eval_samples"] == 3
+    test = preds["test"]
+    assert test.kind == "logprobs" and test.values.shape == (3, len(test.labels), 4)
+
+
 # --- names and hyperparameters at DAG build --------------------------------------------
 
 
@@ -262,6 +345,12 @@ def test_method_names_carry_the_optimizer():
         ValueError, match="swag does not train with ivon; methods that do: .*full_ft"
     ):
         split_method_name("swag@ivon")
+    # Methods with a posterior of their own do not stack IVON's on it.
+    for name in ("uap", "bayes_adapter", "mc_dropout", "laplace_ll"):
+        with pytest.raises(ValueError, match=f"{name} does not train with ivon"):
+            split_method_name(f"{name}@ivon")
+    for name in ("carot", "uap_map", "l2_sp", "tip_adapter_f"):
+        assert method_optimizer(f"{name}@ivon") == "ivon"
 
 
 def grid_config(tmp_path, methods, **hparams):

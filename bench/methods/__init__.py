@@ -26,7 +26,8 @@ A method trained by gradient descent may name its optimiser after an ``@``:
 predicting with its posterior draws; it is a fit job of its own, takes IVON's learning
 rates from ``config/optimizers/ivon.yaml`` and its own ``hparams.<method>@ivon`` block,
 and takes modifiers like any method (``full_ft@ivon+ts``). The methods that support it
-list it in ``optimizers``.
+list it in ``optimizers``: every gradient-trained method except those with a posterior
+of their own (``uap``, ``bayes_adapter``, ``mc_dropout``, ``laplace_ll``, ``swag``).
 
 Adding a method: write ``bench/methods/<name>.py`` with a :class:`Method` subclass and
 its hyperparameter dataclass, add ``config/methods/<name>.yaml`` with the published
@@ -274,11 +275,13 @@ register_method(
     "l2_sp",
     "bench.methods.l2_sp:L2SP",
     description="full fine-tuning with an L2 pull toward the pretrained weights (L2-SP)",
+    optimizers=("ivon",),
 )
 register_method(
     "uap_map",
     "bench.methods.uap:UAPMap",
     description="fine-tuning with an uncertainty-aware function-space prior (MAP form)",
+    optimizers=("ivon",),
 )
 register_method(
     "uap",
@@ -301,6 +304,7 @@ register_method(
     vision_language=True,
     open_vocabulary=True,
     interpolable=True,
+    optimizers=("ivon",),
 )
 register_method(
     "clap",
@@ -348,6 +352,7 @@ register_method(
     uses_backbone=False,
     vision_language=True,
     uses_prototypes=True,
+    optimizers=("ivon",),
 )
 register_method(
     "coop",

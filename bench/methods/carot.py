@@ -148,25 +148,43 @@ def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
 class CaRotObjective(FLYPObjective):
     """FLYP's loss plus CaRot's three terms; owns the EMA teacher's schedule.
 
-    The teacher update due after step ``t`` runs at the start of step ``t + 1``, when
-    the student holds exactly the weights of the end of step ``t``.
+    The teacher follows the optimiser's steps, not the objective's calls: the loop calls
+    :meth:`after_step` once per optimiser step, outside any IVON weight draw, so the
+    teacher averages the weights the optimiser holds (IVON's means) and its schedule
+    does not depend on how many times a step evaluates the loss. The update due after
+    step ``t`` is applied before step ``t + 1`` starts; the last step's is dropped, as no
+    later step would see it.
     """
 
-    def __init__(self, captions, engine, hp: CaRotHparams, teacher: nn.Module, total_steps: int):
+    def __init__(
+        self,
+        captions,
+        engine,
+        hp: CaRotHparams,
+        teacher: nn.Module,
+        total_steps: int,
+        student: nn.Module,
+    ):
         super().__init__(captions, engine)
         self.hp = hp
         self.teacher = teacher
         self.total_steps = total_steps
-        self.step = 0
+        self.student = student
+        self.step = 0  # optimiser steps done
+        self.calls = 0  # loss evaluations (train_samples per step under IVON)
         self.sums = {"contrastive": 0.0, "orth": 0.0, "cross": 0.0, "distill": 0.0}
         self.updates = 0
 
+    def after_step(self, steps_done: int) -> None:
+        """Moves the teacher towards the student after optimiser step ``steps_done - 1``."""
+        self.step = steps_done
+        done = steps_done - 1
+        if done % self.hp.ema_every == 0 and steps_done < self.total_steps:
+            ema_update(self.teacher, self.student, ema_momentum(done, self.total_steps, self.hp))
+            self.updates += 1
+
     def __call__(self, model, batch, labels: torch.Tensor) -> torch.Tensor:
         hp = self.hp
-        previous = self.step - 1
-        if previous >= 0 and previous % hp.ema_every == 0:
-            ema_update(self.teacher, model.backbone, ema_momentum(previous, self.total_steps, hp))
-            self.updates += 1
         logits, tokens = self.student_logits(model, batch, labels)
         contrastive = contrastive_loss(logits)
         loss = contrastive
@@ -187,13 +205,13 @@ class CaRotObjective(FLYPObjective):
             distill = self_distillation(logits, teacher_logits.float())
             loss = loss + hp.distill_weight * distill
             self.sums["distill"] += distill.detach()
-        self.step += 1
+        self.calls += 1
         return loss
 
     def summary(self) -> dict[str, float]:
-        """Mean of each term over the run's steps and the number of teacher updates."""
-        steps = max(1, self.step)
-        out = {f"mean_{k}": float(v) / steps for k, v in self.sums.items()}
+        """Mean of each term over the run's loss evaluations and the teacher updates."""
+        calls = max(1, self.calls)
+        out = {f"mean_{k}": float(v) / calls for k, v in self.sums.items()}
         out["teacher_updates"] = self.updates
         if self.hp.orth_weight or self.hp.cross_weight:
             w_v, _ = projection_matrices(self.teacher)
@@ -206,6 +224,7 @@ class CaRotObjective(FLYPObjective):
         return {
             **super().state_dict(),
             "step": self.step,
+            "calls": self.calls,
             "updates": self.updates,
             "sums": {k: float(v) for k, v in self.sums.items()},
         }
@@ -213,6 +232,8 @@ class CaRotObjective(FLYPObjective):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.step, self.updates = int(state["step"]), int(state["updates"])
+        # Checkpoints written before steps and calls were counted apart hold one count.
+        self.calls = int(state.get("calls", state["step"]))
         self.sums = dict(state["sums"])
 
 
@@ -226,5 +247,5 @@ class CaRot(FLYP):
         for param in teacher.parameters():
             param.requires_grad_(False)
         total = total_training_steps(len(ctx.task().splits["train"]), self.hparams.optim())
-        objective = CaRotObjective(captions, ctx.engine, self.hparams, teacher, total)
+        objective = CaRotObjective(captions, ctx.engine, self.hparams, teacher, total, backbone)
         return objective, {"objective": objective, "teacher": teacher}

@@ -256,6 +256,8 @@ class FLYP(Method):
             objective=objective,
             ivon=ivon,
             posterior=posterior,
+            # CaRot's EMA teacher follows optimiser steps (outside IVON's weight draws).
+            on_step=getattr(objective, "after_step", None),
         )
         self._summary = {
             **fit,

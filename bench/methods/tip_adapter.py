@@ -152,16 +152,24 @@ class TipAdapter(Method):
     Hparams = TipAdapterHparams
 
     def fit_keys(self, data: AdapterData, keys: torch.Tensor, values: torch.Tensor, seed: int):
-        """The keys to use (Tip-Adapter-F trains them) and a summary."""
-        return keys, {}
+        """The keys to use (Tip-Adapter-F trains them), a summary, and IVON's posterior.
+
+        Returns:
+            ``(keys, summary, posterior)``; ``posterior`` is None for the training-free
+            form, else the :class:`~bench.engine.optimizers.WeightPosterior` bound to
+            the keys' optimiser (a point estimate under AdamW).
+        """
+        return keys, {}, None
 
     def run(self, ctx: FitContext) -> dict[str, SplitPrediction]:
         hp = self.hparams
         method = "tip_adapter_f" if isinstance(hp, TipAdapterFHparams) else "tip_adapter"
         data = load_adapter_data(ctx, method, hp.train_views)
         values = torch.nn.functional.one_hot(data.labels, data.num_classes).float()
-        keys, summary = self.fit_keys(data, cache_keys(data), values, ctx.seed)
-        keys = keys.detach()
+        trained_keys, summary, posterior = self.fit_keys(data, cache_keys(data), values, ctx.seed)
+        # The search sees the keys' point estimate (IVON's mean); predictions read the
+        # keys at call time, as IVON's draws replace the parameter's data in place.
+        keys = trained_keys.detach()
         alpha, beta = hp.alpha, hp.beta
         if hp.search:
             val = data.splits["val"]
@@ -180,7 +188,10 @@ class TipAdapter(Method):
         ctx.engine.log(f"{method}: alpha {alpha:.3f}, beta {beta:.3f}, {len(keys)} keys")
         return predict_splits(
             data,
-            lambda x: tip_logits(x, keys, values, data.prototypes, data.logit_scale, alpha, beta),
+            lambda x: tip_logits(
+                x, trained_keys.detach(), values, data.prototypes, data.logit_scale, alpha, beta
+            ),
+            posterior=posterior,
         )
 
 
@@ -199,4 +210,6 @@ class TipAdapterF(TipAdapter):
             )
             return torch.nn.functional.cross_entropy(logits, labels)
 
-        return trained, train_on_features([trained], objective, data, hp, seed)
+        ivon, posterior = self.weight_posterior()
+        summary = train_on_features([trained], objective, data, hp, seed, ivon, posterior)
+        return trained, {**summary, **posterior.describe()}, posterior

@@ -465,6 +465,9 @@ class UAPMap(Method):
         task = ctx.task()
         model, pretrained, centers = self.build_model(ctx)
         posterior = self.build_posterior(model, ctx)
+        # The MAP forms (uap_map, l2_sp) take IVON like any gradient method; UAP's own
+        # variational posterior is trained by AdamW on its means and scales.
+        ivon, weights = self.weight_posterior() if posterior is None else (None, None)
         sampler, described = None, "none (prior_weight 0)"
         if not self.function_space:
             described = "none (no function-space term)"
@@ -494,10 +497,13 @@ class UAPMap(Method):
             extra_state=extra_state,
             objective=objective,
             extra_param_groups=extra_groups,
+            ivon=ivon,
+            posterior=weights,
         )
         self._summary = {
             **getattr(self, "_summary", {}),
             **fit,
+            **(weights.describe() if weights is not None else {}),
             **objective.summary(),
             "context": described,
             "trained_parameters": trained,
@@ -507,7 +513,7 @@ class UAPMap(Method):
             self._summary["posterior_mean_std"] = posterior.mean_std()
         with torch.no_grad():
             if posterior is None:
-                return predict_all_splits(model, ctx)
+                return predict_all_splits(model, ctx, weights)
             return predict_sampled(model, posterior, ctx, hp.eval_samples, ctx.seed)
 
 

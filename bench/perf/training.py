@@ -162,11 +162,14 @@ def _engine_clip_runner(method, backbone, engine, classnames, batch_size):
             objective = FLYPObjective(captions, engine)
             extra = {"objective": objective}
         else:
-            objective = CaRotObjective(captions, engine, hparams, teacher, steps)
+            objective = CaRotObjective(captions, engine, hparams, teacher, steps, backbone)
             extra = {"objective": objective, "teacher": teacher}
         n = batch_size * steps
         split = _split(synthetic_images(n, size, seed), np.arange(n) % len(classnames))
-        train_classifier(model, split, cfg, engine, seed, extra_state=extra, objective=objective)
+        train_classifier(
+            model, split, cfg, engine, seed, extra_state=extra, objective=objective,
+            on_step=getattr(objective, "after_step", None),
+        )  # fmt: skip
 
     def flops() -> int:
         from bench.backbones.base import to_device
@@ -174,7 +177,7 @@ def _engine_clip_runner(method, backbone, engine, classnames, batch_size):
         objective = (
             FLYPObjective(captions, engine)
             if method == "flyp"
-            else CaRotObjective(captions, engine, hparams, teacher, 2)
+            else CaRotObjective(captions, engine, hparams, teacher, 2, backbone)
         )
         if method == "carot":
             objective.step = 1  # the first step has no teacher pass; count one that has
