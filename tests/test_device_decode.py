@@ -73,6 +73,18 @@ def test_evaluation_decoding_matches_pil(tmp_path, crop_border):
     assert_close_to_pil(decoded, transform(files))
 
 
+def test_evaluation_resizes_images_of_one_size_together_as_each_alone(tmp_path):
+    """Images of one size share a resize call; each comes out bitwise as decoded alone."""
+    image_files(tmp_path)
+    names = ["0.jpg", "1.jpg", "0.jpg", "3.jpg", "1.jpg", "lossless.png", "0.jpg"]
+    encoded = read_image_bytes(ImageFiles(tmp_path, names))
+    decoder = ImageTransform(32).on_device()
+    grouped = decoder(encoded, "cpu", crop_border=2, group_by_size=True)
+    alone = torch.cat([decoder([e], "cpu", crop_border=2) for e in encoded])
+    torch.testing.assert_close(grouped, alone, rtol=0, atol=0)
+    torch.testing.assert_close(decoder(encoded, "cpu", crop_border=2), alone, rtol=0, atol=0)
+
+
 def test_crop_border_removes_the_edges(tmp_path):
     files = image_files(tmp_path)
     decoder = ImageTransform(32).on_device()

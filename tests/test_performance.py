@@ -291,6 +291,20 @@ def test_bench_perf_smoke_run_writes_the_csv_and_the_docs_table(tmp_path):
     json.dumps(rows)  # plain strings throughout
 
 
+def test_smoke_run_records_nothing_unless_told_where(tmp_path):
+    """Tiny models' figures must not replace a device's record in results/perf."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.perf", "--preset", "smoke", "--device", "cpu",
+         "--only", "metrics"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| score_metrics | engine" in result.stdout
+    assert "smoke run: nothing recorded" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_grid_cost_of_the_imagenet_shift_grid_is_images_over_rates():
     from bench.config import load_grid_file
     from bench.perf.cost import IMAGENET_SPLIT_IMAGES, Rates, cost_table, grid_cost

@@ -1,5 +1,5 @@
 """Zero-shot, linear-probe, FLYP, CaRot and the few-shot adapters (CLAP, BayesAdapter,
-CLIP-Adapter, Tip-Adapter(-F)) on a vision-language backbone, 3 seeds, end to end through
+CLIP-Adapter, Tip-Adapter(-F)) on a vision-language backbone, 2 seeds, end to end through
 Snakemake: ImageNet with its shifts (file-backed images, class-subset
 scoring) and a CoOp dataset in base-to-new mode, on fixture trees in the real layouts.
 (The offline DeViSE-style backbone's zero-shot head is checked on real data in
@@ -26,7 +26,9 @@ def vl_config(root: Path) -> dict:
     return {
         "data": {"root": str(root), "wordnet": str(write_wordnet(root / "wordnet"))},
         "method_config_dir": str(REPO_ROOT / "config" / "methods"),
-        "seeds": [0, 1, 2],
+        # Two seeds show what seeds change (shots, probes) and what they do not (zero-shot);
+        # each further seed adds ~70 jobs and ~2 minutes on two cores.
+        "seeds": [0, 1],
         "methods": [
             "zero_shot",
             "zero_shot+ts",
@@ -140,7 +142,7 @@ def test_zero_shot_and_linear_probe_run_end_to_end(tmp_path):
     ) as cache:
         assert cache["train/views"].shape[0] == 2 and "__prototypes__" in cache
     for method in ("clap", "bayes_adapter", "clip_adapter", "tip_adapter", "tip_adapter_f"):
-        for seed in (0, 1, 2):
+        for seed in (0, 1):
             adapted = metrics("fewshot_eurosat", "clip_tiny.random", method, seed)
             assert "test_new" not in adapted and "sc/aurc" in adapted["test"]["metrics"]
             on_imagenet = metrics("imagenet", "clip_tiny.random", method, seed)

@@ -270,22 +270,34 @@ def _decode(encoded: Sequence[torch.Tensor], device, files) -> list[torch.Tensor
     return images
 
 
-def _resample(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """uint8 ``[3, h, w]`` -> ``[3, height, width]`` of whole numbers 0-255, bicubic.
+def _resample(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """uint8 ``[..., 3, h, w]`` -> ``[..., 3, height, width]`` of whole numbers 0-255, bicubic.
 
     torch's antialiased bicubic uses PIL's kernel (a = -0.5), so the two paths agree to
     about a grey level; it runs on float and is rounded as PIL rounds. The result stays
     float (or the uint8 input, unchanged): copying it into the uint8 batch casts it
-    exactly, one kernel fewer per image than casting here.
+    exactly, one kernel fewer per image than casting here. A stack ``[N, 3, h, w]`` of
+    images of one size is resized in one call, each image as it would be alone.
     """
     import torch
 
-    if tuple(image.shape[-2:]) == (height, width):
-        return image  # PIL returns such a resize unchanged too
+    if tuple(images.shape[-2:]) == (height, width):
+        return images  # PIL returns such a resize unchanged too
+    # libjpeg-turbo decodes into [h, w, 3] memory; on a CPU the resize alone runs ~1.2x
+    # faster from contiguous planes, the copy included (one core, 500x375 -> 298x224).
+    batch = images.reshape(-1, *images.shape[-3:]).contiguous().float()
     resized = torch.nn.functional.interpolate(
-        image[None].float(), size=(height, width), mode="bicubic", antialias=True
+        batch, size=(height, width), mode="bicubic", antialias=True
     )
-    return resized[0].round_().clamp_(0, 255)
+    return resized.round_().clamp_(0, 255).reshape(*images.shape[:-2], height, width)
+
+
+def _resize_center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """``[..., 3, h, w]`` -> ``[..., 3, size, size]`` as _resize_shorter + _center_crop."""
+    height, width = images.shape[-2:]
+    new_width, new_height = _shorter_side_size(width, height, size)
+    left, top = (new_width - size) // 2, (new_height - size) // 2
+    return _resample(images, new_height, new_width)[..., top : top + size, left : left + size]
 
 
 @dataclass(frozen=True)
@@ -307,6 +319,7 @@ class DeviceImageDecoder(ResizeSpec):
         seed: int | None = None,
         crop_border: int = 0,
         files: ImageFiles | None = None,
+        group_by_size: bool | None = None,
     ) -> torch.Tensor:
         """Decodes a batch of encoded files (:func:`read_image_bytes`).
 
@@ -316,6 +329,11 @@ class DeviceImageDecoder(ResizeSpec):
             seed: Fixes the batch's random crops (else Python's ``random``).
             crop_border: Pixels removed from every edge after decoding (ObjectNet).
             files: The files ``encoded`` was read from, only to name one in an error.
+            group_by_size: Whether evaluation resizes the images of one size in one
+                call; None: on CUDA only. A GPU otherwise launches ~5 small kernels per
+                image; a CPU resizes one image at a time faster, as it stays in cache
+                (the resize alone, one core: 465 images/s one by one, 258 in stacks of
+                64). The pixels are the same either way (tested).
 
         Returns:
             uint8 ``[B, S, S, 3]`` on ``device`` (a channels-last view of ``[B, 3, S, S]``).
@@ -329,17 +347,27 @@ class DeviceImageDecoder(ResizeSpec):
         device = torch.device(device)
         size = self.image_size
         out = torch.empty((len(encoded), 3, size, size), dtype=torch.uint8, device=device)
-        for i, image in enumerate(_decode(encoded, device, files)):
-            if crop_border:
-                b = crop_border
-                image = image[:, b : image.shape[1] - b, b : image.shape[2] - b]
+        images = _decode(encoded, device, files)
+        if crop_border:
+            b = crop_border
+            images = [image[:, b : image.shape[1] - b, b : image.shape[2] - b] for image in images]
+        if group_by_size is None:
+            group_by_size = device.type == "cuda"
+        if not self.train and group_by_size:
+            # Evaluation resizes every image of one size alike: one call per size in the
+            # batch (ImageNet's are mostly 500x375 or 375x500), not one per image.
+            by_size: dict[tuple[int, int], list[int]] = {}
+            for i, image in enumerate(images):
+                by_size.setdefault(tuple(image.shape[1:]), []).append(i)
+            for members in by_size.values():
+                crops = _resize_center_crop(torch.stack([images[i] for i in members]), size)
+                out.index_copy_(0, torch.tensor(members, device=device), crops.to(torch.uint8))
+            return out.permute(0, 2, 3, 1)
+        for i, image in enumerate(images):
             height, width = image.shape[1:]
             box = _crop_box(width, height, self.scale, self.ratio, rng) if self.train else None
-            if box is None:  # as _resize_shorter + _center_crop
-                new_width, new_height = _shorter_side_size(width, height, size)
-                left, top = (new_width - size) // 2, (new_height - size) // 2
-                resized = _resample(image, new_height, new_width)
-                out[i] = resized[:, top : top + size, left : left + size]
+            if box is None:
+                out[i] = _resize_center_crop(image, size)
             else:
                 left, top, w, h = box
                 out[i] = _resample(image[:, top : top + h, left : left + w], size, size)

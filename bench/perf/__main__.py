@@ -3,7 +3,7 @@
 Examples::
 
     python -m bench.perf                       # preset by device: gpu on CUDA, cpu otherwise
-    python -m bench.perf --preset smoke        # tiny models, seconds (what the tests run)
+    python -m bench.perf --preset smoke        # tiny models, seconds; prints, records nothing
     python -m bench.perf --only metrics,train_text --no-docs
 
 Writes ``results/perf/<device>.csv`` (``--out-dir``) and replaces this device's section
@@ -130,8 +130,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                         help="time the compiled variants (auto: the preset's choice)")  # fmt: skip
     parser.add_argument("--peak-tflops", type=float, help="dense bf16 peak, if not in the table")
-    parser.add_argument("--out-dir", default="results/perf", help="where the CSV goes")
-    parser.add_argument("--docs", default="docs/performance.md", help="Markdown file to update")
+    parser.add_argument(
+        "--out-dir", help="where the CSV goes (default: results/perf; smoke runs: none)"
+    )
+    parser.add_argument(
+        "--docs", help="Markdown file to update (default: docs/performance.md; smoke: none)"
+    )
     parser.add_argument("--no-docs", action="store_true", help="leave the docs alone")
     parser.add_argument("--jpeg-dir", help="folder for the JPEG files (default: a temporary one)")
     parser.add_argument(
@@ -143,7 +147,12 @@ def main(argv: list[str] | None = None) -> None:
 
     device, rows = run(args)
     context = {"device": device.name, "date": time.strftime("%Y-%m-%d"), **versions()}
-    csv_path = Path(args.out_dir) / f"{device.slug}.csv"
+    if args.preset == "smoke" and args.out_dir is None:
+        # Tiny models' figures would replace the device's real record: print them only.
+        print(markdown_table(rows))
+        print("smoke run: nothing recorded (give --out-dir and --docs to write)", file=sys.stderr)
+        return
+    csv_path = Path(args.out_dir or "results/perf") / f"{device.slug}.csv"
     records = [(context, row) for row in rows]
     if args.only and csv_path.exists():
         # Keep the device's figures of the parts not rerun.
@@ -153,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     table = markdown_table([row for _, row in records])
     print(table)
     print(f"wrote {csv_path}", file=sys.stderr)
-    if not args.no_docs:
+    if not args.no_docs and not (args.preset == "smoke" and args.docs is None):
+        args.docs = args.docs or "docs/performance.md"
         stamp = ", ".join(f"{k} {v}" for k, v in context.items() if k not in ("device", "date"))
         stamp = f"measured {' and '.join(dates)}; {stamp}"
         peak = f"{device.peak_tflops} TFLOP/s" if device.peak_tflops else "unknown (no MFU)"
