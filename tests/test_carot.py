@@ -140,14 +140,20 @@ def test_projection_matrices_of_open_clip():
     assert w_t.shape == (64, 32)
 
 
-def test_carot_resumes_bitwise_after_preemption(tmp_path, tiny_vision_task):
+@pytest.mark.parametrize(
+    "optimizer, stopped_at",
+    # IVON draws captions for each of its 2 weight draws: the 8th draw is in step 4.
+    [({}, 8), ({"optimizer": "ivon", "lr": 30.0, "ivon": {"train_samples": 2}}, 4)],
+    ids=["adamw", "ivon"],
+)
+def test_carot_resumes_bitwise_after_preemption(tmp_path, tiny_vision_task, optimizer, stopped_at):
     """The teacher, its schedule position and the caption generator survive a resume."""
 
     def run(checkpoint=None):
         seed_everything(0)
         ctx = make_context(tiny_vision_task, "clip_tiny.random")
         ctx.checkpoint = checkpoint
-        method = create_method("carot", **TINY, ema_every=3)
+        method = create_method("carot", **{**TINY, "ema_every": 3, **optimizer})
         return method.run(ctx), method.summary()
 
     reference, ref_summary = run()
@@ -155,7 +161,7 @@ def test_carot_resumes_bitwise_after_preemption(tmp_path, tiny_vision_task):
     with signal_on_call(CaptionSampler, "tokens", 8), pytest.raises(Preempted):
         run(checkpoint)
     resumed, summary = run(checkpoint)
-    assert summary["resumed_from_step"] == 8
+    assert summary["resumed_from_step"] == stopped_at
     assert summary["teacher_updates"] == ref_summary["teacher_updates"]
     for split in reference:
         np.testing.assert_array_equal(resumed[split].values, reference[split].values)
