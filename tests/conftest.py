@@ -134,6 +134,37 @@ def tiny_text_task() -> TaskData:
 
 
 @pytest.fixture(scope="session")
+def clip_tiny_cache(tmp_path_factory) -> tuple:
+    """``(tiny vision task, its feature cache on clip_tiny.random)``, read back from the
+    file: 2 augmented views, the zero-shot prototypes and a 6-word outlier pool (what
+    the adapters and the prompt learners read)."""
+    from fixtures_data import write_outlier_wordnet
+
+    from bench.backbones import create_backbone
+    from bench.engine import Engine
+    from bench.engine.features import (
+        OutlierRequest,
+        compute_features,
+        load_features,
+        save_features,
+    )
+
+    wordnet = write_outlier_wordnet(tmp_path_factory.mktemp("wordnet"))
+    task = make_tiny_vision_task()
+    features = compute_features(
+        task,
+        create_backbone("clip_tiny.random"),
+        Engine.create("cpu", "fp32", threads=2, eval_batch_size=64),
+        train_views=2,
+        prototypes=True,
+        outliers=OutlierRequest(str(wordnet), 6, "a photo of a {}."),
+    )
+    path = tmp_path_factory.mktemp("cache") / "features.npz"
+    save_features(path, features)
+    return task, load_features(path)
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data; real-data tests fail (not skip) when it is absent, unless
     BENCH_ALLOW_MISSING_DATA=1."""

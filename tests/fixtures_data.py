@@ -267,3 +267,29 @@ def tiny_fmnist_grid(
         },
         **extra,
     }
+
+
+#: Synset lines in WordNet 3.0's data.noun layout (offset, file, n, word count, words,
+#: pointer count, gloss): dogs and their synonyms, tops, and unrelated nouns.
+OUTLIER_NOUN_LINES = [
+    "00000001 05 n 03 dog 0 domestic_dog 0 Canis_familiaris 0 000 | a domesticated canid",
+    "00000002 06 n 02 top 0 cover 0 000 | covering for a container",
+    "00000003 13 n 01 hot_dog 0 000 | a frankfurter in a bun",
+    "00000004 06 n 01 violin 0 000 | bowed stringed instrument",
+    "00000005 20 n 01 oak 0 000 | a tree",
+    "00000006 06 n 01 kettle 0 000 | a metal pot",
+    "00000007 17 n 01 pebble 0 000 | a small stone",
+    "00000008 05 n 01 zebra 0 000 | an african equine",
+    "00000009 06 n 01 lantern 0 000 | a light in a case",
+    "00000010 06 n 01 .22 0 000 | a rifle calibre",
+    "00000011 20 n 01 fern 0 000 | a plant",
+    "00000012 06 n 01 bicycle 0 000 | a wheeled vehicle",
+]
+
+
+def write_outlier_wordnet(folder: Path) -> Path:
+    """A ``data.noun`` of :data:`OUTLIER_NOUN_LINES` (the DOR pool's vocabulary)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    header = "  1 This software and database is being provided to you, the LICENSEE...\n"
+    (folder / "data.noun").write_text(header + "\n".join(OUTLIER_NOUN_LINES) + "\n")
+    return folder

@@ -15,7 +15,7 @@ from test_methods import make_context
 from bench.backbones import create_backbone
 from bench.config import load_grid
 from bench.engine import Engine
-from bench.engine.features import compute_features, load_features, save_features
+from bench.engine.features import compute_features
 from bench.errors import ConfigError
 from bench.methods import create_method, list_methods, method_metadata
 from bench.methods.adapter_base import cosine_logits, learning_rate, load_adapter_data
@@ -45,22 +45,8 @@ def engine():
     return Engine.create("cpu", "fp32", threads=2, eval_batch_size=64)
 
 
-@pytest.fixture(scope="module")
-def tiny_cache(tmp_path_factory):
-    """tiny_vision features on clip_tiny with 2 views and prototypes, through the file."""
-    from conftest import make_tiny_vision_task
-
-    task = make_tiny_vision_task()
-    features = compute_features(
-        task, create_backbone("clip_tiny.random"), engine(), train_views=2, prototypes=True
-    )
-    path = tmp_path_factory.mktemp("cache") / "features.npz"
-    save_features(path, features)
-    return task, load_features(path)
-
-
-def cached_context(tiny_cache, seed=0):
-    task, features = tiny_cache
+def cached_context(clip_tiny_cache, seed=0):
+    task, features = clip_tiny_cache
     ctx = make_context(task, "clip_tiny.random", seed=seed)
     ctx._cache["features"] = features
     return ctx
@@ -73,8 +59,8 @@ def test_every_adapter_is_registered_as_a_feature_cache_vl_method():
         assert meta["uses_features"] and not meta["uses_backbone"] and meta["vision_language"]
 
 
-def test_cache_holds_seeded_views_and_the_zero_shot_prototypes(tiny_cache):
-    task, features = tiny_cache
+def test_cache_holds_seeded_views_and_the_zero_shot_prototypes(clip_tiny_cache):
+    task, features = clip_tiny_cache
     train = features.splits["train"]
     assert train.views.shape == (2, *train.features.shape)
     assert all(s.views is None for n, s in features.splits.items() if n != "train")
@@ -136,11 +122,11 @@ def test_a_support_images_views_do_not_depend_on_the_grids_other_seeds(shared_da
     np.testing.assert_allclose(alone.splits["train"].views, shared.splits["train"].views, atol=1e-5)
 
 
-def test_adapter_data_needs_prototypes_and_enough_views(tiny_cache):
-    ctx = cached_context(tiny_cache)
+def test_adapter_data_needs_prototypes_and_enough_views(clip_tiny_cache):
+    ctx = cached_context(clip_tiny_cache)
     with pytest.raises(ValueError, match="holds 2 augmented views"):
         load_adapter_data(ctx, "clap", 5)
-    task, features = tiny_cache
+    task, features = clip_tiny_cache
     bare = copy.copy(features)
     bare.prototypes = None
     ctx._cache["features"] = bare
@@ -149,9 +135,9 @@ def test_adapter_data_needs_prototypes_and_enough_views(tiny_cache):
 
 
 @pytest.mark.parametrize("name", ADAPTERS)
-def test_adapter_learns_the_tiny_task_and_predicts_every_split(name, tiny_cache):
-    task, _ = tiny_cache
-    preds = create_method(name, **QUICK[name]).run(cached_context(tiny_cache))
+def test_adapter_learns_the_tiny_task_and_predicts_every_split(name, clip_tiny_cache):
+    task, _ = clip_tiny_cache
+    preds = create_method(name, **QUICK[name]).run(cached_context(clip_tiny_cache))
     assert set(preds) == set(task.eval_splits())
     for split_name, pred in preds.items():
         assert pred.values.shape[-2:] == (len(task.splits[split_name]), 4)
@@ -162,9 +148,9 @@ def test_adapter_learns_the_tiny_task_and_predicts_every_split(name, tiny_cache)
 
 
 @pytest.mark.parametrize("name", ["clap", "bayes_adapter", "clip_adapter", "tip_adapter_f"])
-def test_trained_adapters_are_deterministic_per_seed(name, tiny_cache):
+def test_trained_adapters_are_deterministic_per_seed(name, clip_tiny_cache):
     def run(seed):
-        return create_method(name, **QUICK[name]).run(cached_context(tiny_cache, seed))["test"]
+        return create_method(name, **QUICK[name]).run(cached_context(clip_tiny_cache, seed))["test"]
 
     np.testing.assert_array_equal(run(0).values, run(0).values)
     assert not np.array_equal(run(0).values, run(1).values)
@@ -195,8 +181,8 @@ def test_clap_multipliers_are_the_zero_shot_probability_of_the_true_class():
     )
 
 
-def test_clap_objective_is_ce_plus_class_weighted_penalty(tiny_cache):
-    data = load_adapter_data(cached_context(tiny_cache), "clap", 2)
+def test_clap_objective_is_ce_plus_class_weighted_penalty(clip_tiny_cache):
+    data = load_adapter_data(cached_context(clip_tiny_cache), "clap", 2)
     method = CLAP(penalty="adaptive")
     head = method.build_head(data)
     with torch.no_grad():
@@ -232,10 +218,10 @@ def test_bayes_kl_equals_torch_distributions():
     torch.testing.assert_close(gaussian_kl(mean, log_std, prior_mean, 0.05), expected)
 
 
-def test_bayes_adapter_reduces_to_its_map_when_sigma_goes_to_zero(tiny_cache):
+def test_bayes_adapter_reduces_to_its_map_when_sigma_goes_to_zero(clip_tiny_cache):
     """sigma -> 0, beta = 0: the ELBO is the point estimate's cross-entropy (CLAP without
     penalty, i.e. ZS-LP); the mean's KL gradient is the MAP penalty's."""
-    data = load_adapter_data(cached_context(tiny_cache), "bayes_adapter", 0)
+    data = load_adapter_data(cached_context(clip_tiny_cache), "bayes_adapter", 0)
     hp = BayesAdapterHparams(posterior_init_std=1e-9, kl_weight=0.0)
     bayes = BayesHead(data, hp, epochs=10)
     clap = CLAPHead(data, multipliers=None)
@@ -254,8 +240,8 @@ def test_bayes_adapter_reduces_to_its_map_when_sigma_goes_to_zero(tiny_cache):
     )
 
 
-def test_bayes_kl_weight_warms_up_linearly(tiny_cache):
-    data = load_adapter_data(cached_context(tiny_cache), "bayes_adapter", 0)
+def test_bayes_kl_weight_warms_up_linearly(clip_tiny_cache):
+    data = load_adapter_data(cached_context(clip_tiny_cache), "bayes_adapter", 0)
     head = BayesHead(data, BayesAdapterHparams(), epochs=10)
     num_classes, dim = data.raw_prototypes.shape
     assert head.kl_weight == pytest.approx(1 / (1000 * num_classes * dim))
@@ -263,10 +249,10 @@ def test_bayes_kl_weight_warms_up_linearly(tiny_cache):
     assert head.beta(20) == pytest.approx(head.kl_weight)
 
 
-def test_bayes_adapter_predicts_mc_samples_whose_softmax_average_is_scored(tiny_cache):
-    pred = create_method("bayes_adapter", **QUICK["bayes_adapter"]).run(cached_context(tiny_cache))[
-        "test"
-    ]
+def test_bayes_adapter_predicts_mc_samples_whose_softmax_average_is_scored(clip_tiny_cache):
+    pred = create_method("bayes_adapter", **QUICK["bayes_adapter"]).run(
+        cached_context(clip_tiny_cache)
+    )["test"]
     assert pred.kind == "logprobs" and pred.values.shape[0] == 4
     np.testing.assert_allclose(np.exp(pred.values).sum(-1), 1, atol=1e-5)
     assert not np.allclose(pred.values[0], pred.values[1])  # distinct posterior draws
@@ -292,19 +278,19 @@ def test_tip_logits_by_hand_and_alpha_zero_is_zero_shot():
     torch.testing.assert_close(tip_logits(f, keys, values, zs, 100.0, 0.0, 5.5), 100 * unit @ zs.T)
 
 
-def test_tip_keys_average_the_views_then_normalise(tiny_cache):
-    data = load_adapter_data(cached_context(tiny_cache), "tip_adapter", 2)
+def test_tip_keys_average_the_views_then_normalise(clip_tiny_cache):
+    data = load_adapter_data(cached_context(clip_tiny_cache), "tip_adapter", 2)
     expected = torch.nn.functional.normalize(data.views.mean(0), dim=-1)
     torch.testing.assert_close(cache_keys(data), expected)
 
 
-def test_tip_search_finds_the_best_grid_pair_and_keeps_the_initial_on_ties(tiny_cache):
+def test_tip_search_finds_the_best_grid_pair_and_keeps_the_initial_on_ties(clip_tiny_cache):
     from bench.methods.tip_adapter import TipAdapterHparams
 
-    data = load_adapter_data(cached_context(tiny_cache), "tip_adapter", 0)
+    data = load_adapter_data(cached_context(clip_tiny_cache), "tip_adapter", 0)
     keys = cache_keys(data)
     values = torch.nn.functional.one_hot(data.labels, 4).float()
-    val = tiny_cache[1].splits["val"]
+    val = clip_tiny_cache[1].splits["val"]
     x, y = torch.from_numpy(val.features), torch.from_numpy(val.labels)
     hp = TipAdapterHparams(search_step=[10, 4], search_scale=[5.0, 2.0])
     alpha, beta, best = search_alpha_beta(x, y, keys, values, data.prototypes, 1.0, hp, (0.0, 1.0))
@@ -325,20 +311,20 @@ def test_tip_search_finds_the_best_grid_pair_and_keeps_the_initial_on_ties(tiny_
     assert perfect[:2] == (50.0, 50.0) and perfect[2] == 1.0
 
 
-def test_tip_adapter_f_starts_from_tip_adapters_keys(tiny_cache):
+def test_tip_adapter_f_starts_from_tip_adapters_keys(clip_tiny_cache):
     base = create_method("tip_adapter", train_views=2, search=False)
     tuned = create_method("tip_adapter_f", train_views=2, search=False, epochs=1, lr=1e-12)
-    first = base.run(cached_context(tiny_cache))["test"].values
-    second = tuned.run(cached_context(tiny_cache))["test"].values
+    first = base.run(cached_context(clip_tiny_cache))["test"].values
+    second = tuned.run(cached_context(clip_tiny_cache))["test"].values
     np.testing.assert_allclose(first, second, atol=1e-4)
 
 
-def test_clip_adapter_with_ratio_zero_is_the_zero_shot_head(tiny_cache):
-    data = load_adapter_data(cached_context(tiny_cache), "clip_adapter", 0)
+def test_clip_adapter_with_ratio_zero_is_the_zero_shot_head(clip_tiny_cache):
+    data = load_adapter_data(cached_context(clip_tiny_cache), "clip_adapter", 0)
     pred = create_method("clip_adapter", ratio=0.0, epochs=1, train_views=0).run(
-        cached_context(tiny_cache)
+        cached_context(clip_tiny_cache)
     )["test"]
-    test = torch.from_numpy(tiny_cache[1].splits["test"].features)
+    test = torch.from_numpy(clip_tiny_cache[1].splits["test"].features)
     expected = cosine_logits(test, data.prototypes, data.logit_scale)
     np.testing.assert_allclose(pred.values, expected.numpy(), atol=1e-5)
 

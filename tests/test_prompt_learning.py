@@ -7,20 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_vision_task
+from fixtures_data import write_outlier_wordnet
 from test_methods import make_context
 
 from bench.backbones import create_backbone
 from bench.config import load_grid
 from bench.data.wordnet import outlier_nouns, read_noun_synsets
 from bench.engine import Engine
-from bench.engine.features import (
-    OutlierRequest,
-    compute_features,
-    load_features,
-    save_features,
-    text_embeddings,
-)
+from bench.engine.features import text_embeddings
 from bench.errors import ConfigError
 from bench.methods import (
     create_method,
@@ -33,55 +27,13 @@ from bench.methods.coop import PromptLearner
 from bench.methods.dor import DORRegularizer, OutlierSampler
 from bench.methods.kgcoop import knowledge_guided_term
 
-#: Synset lines in WordNet 3.0's data.noun layout (offset, file, n, word count, words,
-#: pointer count, gloss): dogs and their synonyms, tops, and unrelated nouns.
-NOUN_LINES = [
-    "00000001 05 n 03 dog 0 domestic_dog 0 Canis_familiaris 0 000 | a domesticated canid",
-    "00000002 06 n 02 top 0 cover 0 000 | covering for a container",
-    "00000003 13 n 01 hot_dog 0 000 | a frankfurter in a bun",
-    "00000004 06 n 01 violin 0 000 | bowed stringed instrument",
-    "00000005 20 n 01 oak 0 000 | a tree",
-    "00000006 06 n 01 kettle 0 000 | a metal pot",
-    "00000007 17 n 01 pebble 0 000 | a small stone",
-    "00000008 05 n 01 zebra 0 000 | an african equine",
-    "00000009 06 n 01 lantern 0 000 | a light in a case",
-    "00000010 06 n 01 .22 0 000 | a rifle calibre",
-    "00000011 20 n 01 fern 0 000 | a plant",
-    "00000012 06 n 01 bicycle 0 000 | a wheeled vehicle",
-]
-
-
-def write_wordnet(folder):
-    folder.mkdir(parents=True, exist_ok=True)
-    header = "  1 This software and database is being provided to you, the LICENSEE...\n"
-    (folder / "data.noun").write_text(header + "\n".join(NOUN_LINES) + "\n")
-    return folder
-
 
 def engine():
     return Engine.create("cpu", "fp32", threads=2, eval_batch_size=64)
 
 
-@pytest.fixture(scope="module")
-def prompt_cache(tmp_path_factory):
-    """tiny_vision on clip_tiny with 2 views, prototypes and a 6-word outlier pool."""
-    wordnet = write_wordnet(tmp_path_factory.mktemp("wordnet"))
-    task = make_tiny_vision_task()
-    features = compute_features(
-        task,
-        create_backbone("clip_tiny.random"),
-        engine(),
-        train_views=2,
-        prototypes=True,
-        outliers=OutlierRequest(str(wordnet), 6, "a photo of a {}."),
-    )
-    path = tmp_path_factory.mktemp("cache") / "features.npz"
-    save_features(path, features)
-    return task, load_features(path)
-
-
-def cached_context(prompt_cache, seed=0):
-    task, features = prompt_cache
+def cached_context(clip_tiny_cache, seed=0):
+    task, features = clip_tiny_cache
     ctx = make_context(task, "clip_tiny.random", seed=seed)
     ctx._cache["features"] = features
     return ctx
@@ -122,7 +74,7 @@ def test_context_from_ctx_init_reproduces_the_template_prompt():
     torch.testing.assert_close(learned, template, atol=1e-5, rtol=1e-5)
 
 
-def test_gradients_reach_only_the_context(prompt_cache):
+def test_gradients_reach_only_the_context(clip_tiny_cache):
     backbone = create_backbone("clip_tiny.random")
     learner = PromptLearner(backbone, 4, "", torch.Generator().manual_seed(0))
     features = torch.randn(3, learner.encode(["a"]).shape[1])
@@ -136,7 +88,7 @@ def test_gradients_reach_only_the_context(prompt_cache):
 
 
 def test_outlier_nouns_drop_class_names_their_parts_synonyms_and_compounds(tmp_path):
-    synsets = read_noun_synsets(write_wordnet(tmp_path) / "data.noun")
+    synsets = read_noun_synsets(write_outlier_wordnet(tmp_path) / "data.noun")
     words = outlier_nouns(synsets, ["dog", "t-shirt/top"])
     for excluded in ("dog", "domestic dog", "canis familiaris", "hot dog", "top", "cover", ".22"):
         assert excluded not in words
@@ -156,8 +108,8 @@ def test_the_outlier_pool_never_contains_a_class_name_on_real_wordnet():
     assert "shirt" not in words and "ankle boot" not in words and "bag" not in words
 
 
-def test_pool_is_ranked_by_mean_cosine_to_the_classes(prompt_cache):
-    task, features = prompt_cache
+def test_pool_is_ranked_by_mean_cosine_to_the_classes(clip_tiny_cache):
+    task, features = clip_tiny_cache
     pool = features.outliers
     assert len(pool.words) == 6 and not set(pool.words) & set(task.classnames)
     backbone = create_backbone("clip_tiny.random")
@@ -179,10 +131,10 @@ def test_outlier_batches_cover_the_pool_before_repeating():
 # --- the regularisers ---------------------------------------------------------------------
 
 
-def test_dor_term_is_zero_at_initialisation_from_the_template(prompt_cache):
+def test_dor_term_is_zero_at_initialisation_from_the_template(clip_tiny_cache):
     """Context = the embeddings of "a photo of a", DOR's frozen branch "a photo of a {}.":
     both branches are the same prompt, so 1 - cos is 0."""
-    task, features = prompt_cache
+    task, features = clip_tiny_cache
     hp = create_method("coop", ctx_init="a photo of a").hparams
     learner = PromptLearner(
         create_backbone("clip_tiny.random"), 16, "a photo of a", torch.Generator()
@@ -194,8 +146,8 @@ def test_dor_term_is_zero_at_initialisation_from_the_template(prompt_cache):
     assert float(dor.loss(random_start).detach()) > 1e-3
 
 
-def test_dor_needs_the_pool_the_features_job_built(prompt_cache):
-    task, features = prompt_cache
+def test_dor_needs_the_pool_the_features_job_built(clip_tiny_cache):
+    task, features = clip_tiny_cache
     hp = create_method("coop", dor_template="itap of a {}.").hparams
     with pytest.raises(ValueError, match="embedded in 'a photo of a {}.'"):
         DORRegularizer(features, hp, 4, 0, "coop")
@@ -220,7 +172,7 @@ def test_knowledge_guided_term_is_one_minus_mean_cosine():
 @pytest.mark.parametrize(
     ("name", "regularize"), [("coop", False), ("coop", True), ("kgcoop", False), ("kgcoop", True)]
 )
-def test_prompt_learners_learn_and_are_deterministic(name, regularize, prompt_cache):
+def test_prompt_learners_learn_and_are_deterministic(name, regularize, clip_tiny_cache):
     def run(seed):
         # AdamW: CoOp's SGD at 2e-3 needs hundreds of epochs on a random text tower, and
         # the published weights (8) hold it at its chance-level zero-shot head.
@@ -231,10 +183,10 @@ def test_prompt_learners_learn_and_are_deterministic(name, regularize, prompt_ca
         )  # fmt: skip
         if regularize:
             method.enable_regularizer("dor")
-        return method, method.run(cached_context(prompt_cache, seed))
+        return method, method.run(cached_context(clip_tiny_cache, seed))
 
     method, preds = run(0)
-    task, _ = prompt_cache
+    task, _ = clip_tiny_cache
     assert set(preds) == set(task.eval_splits())
     assert preds["test"].values.shape == (60, 4)
     assert method.summary()["regularizers"] == (["dor"] if regularize else [])
@@ -260,7 +212,7 @@ def test_objective_modifier_names():
 
 
 def test_dor_grid_asks_the_features_job_for_the_pool(shared_data, tmp_path):
-    wordnet = write_wordnet(tmp_path / "wordnet")
+    wordnet = write_outlier_wordnet(tmp_path / "wordnet")
     config = {
         "data": {"root": str(shared_data), "wordnet": str(wordnet)},
         "seeds": [0],

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from conftest import REPO_ROOT
 from fixtures_coop import write_eurosat
+from fixtures_data import write_outlier_wordnet
 from fixtures_imagenet import make_imagenet_tree
-from test_prompt_learning import write_wordnet
 from test_workflow import snakemake, write_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 def vl_config(root: Path) -> dict:
     return {
-        "data": {"root": str(root), "wordnet": str(write_wordnet(root / "wordnet"))},
+        "data": {"root": str(root), "wordnet": str(write_outlier_wordnet(root / "wordnet"))},
         "method_config_dir": str(REPO_ROOT / "config" / "methods"),
         # Two seeds show what seeds change (shots, probes) and what they do not (zero-shot);
         # each further seed adds ~70 jobs and ~2 minutes on two cores.
