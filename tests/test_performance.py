@@ -411,3 +411,17 @@ def test_a_partial_rerun_replaces_its_measures_and_keeps_the_others(tmp_path):
         ("2026-12-01", "score_metrics", 0.3),
     ]
     assert merged[0][1].batch_size == 256 and merged[0][1].mfu is None
+    # Another machine under the same file name (any 2-core CPU): its figures go.
+    ours = {"date": "2026-12-02", "device": "Intel Xeon (2 cores)"}
+    theirs = {"date": "2026-12-01", "device": "AMD EPYC (2 cores)"}
+    earlier = [
+        (theirs, Measurement("train_flyp", "engine", 1.0, "img/s")),
+        (theirs, Measurement("score_metrics", "engine", 0.3, "s")),
+        (ours, Measurement("decode_jpeg", "engine", 200.0, "img/s")),
+    ]
+    new = [(ours, Measurement("score_metrics", "engine", 0.2, "s"))]
+    merged = merge_measures(earlier, new)
+    assert [(c["device"], r.measure) for c, r in merged] == [
+        ("Intel Xeon (2 cores)", "decode_jpeg"),
+        ("Intel Xeon (2 cores)", "score_metrics"),
+    ]

@@ -156,7 +156,15 @@ def main(argv: list[str] | None = None) -> None:
     records = [(context, row) for row in rows]
     if args.only and csv_path.exists():
         # Keep the device's figures of the parts not rerun.
-        records = merge_measures(read_csv(csv_path), records)
+        earlier = read_csv(csv_path)
+        others = sorted({c.get("device", "") for c, _ in earlier} - {device.name})
+        if others:
+            print(
+                f"{csv_path}: dropping the figures of {', '.join(others)}, measured under "
+                f"the same name; the record now holds {device.name}'s only",
+                file=sys.stderr,
+            )
+        records = merge_measures(earlier, records)
     write_csv(records, csv_path)
     dates = sorted({c["date"] for c, _ in records})
     table = markdown_table([row for _, row in records])

@@ -108,8 +108,12 @@ def merge_measures(earlier: list[Record], new: list[Record]) -> list[Record]:
 
     A run of some parts (``--only``) then updates a device's record without dropping
     the figures of the other parts (which keep their own date and versions), so a GPU
-    with a short time limit per command can be measured in several commands.
+    with a short time limit per command can be measured in several commands. Records of
+    another machine under the same file name (``cpu-2-cores`` is any two-core CPU) are
+    dropped, not mixed in: a record holds one machine's figures.
     """
+    machines = {context.get("device") for context, _ in new}
+    earlier = [record for record in earlier if record[0].get("device") in machines]
     replaced = {row.measure for _, row in new}
     order = list(dict.fromkeys(r.measure for _, r in earlier + new))
     merged = [record for record in earlier if record[1].measure not in replaced] + new
