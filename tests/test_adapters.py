@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_methods import make_context
+from test_methods import cached_context
 
 from bench.backbones import create_backbone
 from bench.config import load_grid
@@ -43,13 +43,6 @@ QUICK = {
 
 def engine():
     return Engine.create("cpu", "fp32", threads=2, eval_batch_size=64)
-
-
-def cached_context(clip_tiny_cache, seed=0):
-    task, features = clip_tiny_cache
-    ctx = make_context(task, "clip_tiny.random", seed=seed)
-    ctx._cache["features"] = features
-    return ctx
 
 
 def test_every_adapter_is_registered_as_a_feature_cache_vl_method():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_methods import FAST, accuracy, make_context
+from test_methods import FAST, accuracy, cached_context, make_context
 
 from bench.config import REPO_ROOT, ConfigError, load_grid, result_hparams
 from bench.engine import seed_everything
@@ -229,15 +229,9 @@ def test_lora_ft_trains_only_adapters_and_head_with_adamw_and_ivon(tiny_text_tas
         assert summary["trained_parameters"] < 50_000
 
 
-def test_coop_at_ivon_predicts_with_a_prompt_per_draw(tiny_vision_task):
-    from bench.backbones import create_backbone
-    from bench.engine.features import compute_features
-
+def test_coop_at_ivon_predicts_with_a_prompt_per_draw(clip_tiny_cache):
     seed_everything(0)
-    ctx = make_context(tiny_vision_task, "clip_tiny.random")
-    ctx._cache["features"] = compute_features(
-        tiny_vision_task, create_backbone("clip_tiny.random"), ctx.engine, prototypes=True
-    )
+    ctx = cached_context(clip_tiny_cache)
     method = create_method(
         "coop", epochs=2, batch_size=16, train_views=0, optimizer="ivon", lr=1.0,
         ivon={"eval_samples": 3},
@@ -262,15 +256,9 @@ def test_prior_methods_at_ivon_keep_their_prior_and_predict_with_draws(tiny_text
     assert summary["mean_parameter_space"] > 0  # the pull toward the pretrained weights
 
 
-def test_tip_adapter_f_at_ivon_predicts_with_a_cache_per_draw(tiny_vision_task):
-    from bench.backbones import create_backbone
-    from bench.engine.features import compute_features
-
+def test_tip_adapter_f_at_ivon_predicts_with_a_cache_per_draw(clip_tiny_cache):
     seed_everything(0)
-    ctx = make_context(tiny_vision_task, "clip_tiny.random")
-    ctx._cache["features"] = compute_features(
-        tiny_vision_task, create_backbone("clip_tiny.random"), ctx.engine, prototypes=True
-    )
+    ctx = cached_context(clip_tiny_cache)
     method = create_method(
         "tip_adapter_f", epochs=2, batch_size=16, train_views=0, optimizer="ivon", lr=1e3,
         weight_decay=0.0, ivon={"eval_samples": 3, "prior_precision": 1e4},

@@ -53,6 +53,14 @@ def make_context(task, backbone_name, seed=0, tmp_path=None):
     )
 
 
+def cached_context(clip_tiny_cache, seed=0):
+    """A clip_tiny.random context that reads the session's feature cache (conftest)."""
+    task, features = clip_tiny_cache
+    ctx = make_context(task, "clip_tiny.random", seed=seed)
+    ctx._cache["features"] = features
+    return ctx
+
+
 def accuracy(pred: SplitPrediction) -> float:
     """Accuracy of the predictive (the mean softmax over samples for ``logprobs``)."""
     scores = np.exp(pred.values).mean(0) if pred.kind == "logprobs" else pred.values

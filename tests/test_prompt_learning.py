@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from fixtures_data import write_outlier_wordnet
-from test_methods import make_context
+from test_methods import cached_context
 
 from bench.backbones import create_backbone
 from bench.config import load_grid
@@ -30,13 +30,6 @@ from bench.methods.kgcoop import knowledge_guided_term
 
 def engine():
     return Engine.create("cpu", "fp32", threads=2, eval_batch_size=64)
-
-
-def cached_context(clip_tiny_cache, seed=0):
-    task, features = clip_tiny_cache
-    ctx = make_context(task, "clip_tiny.random", seed=seed)
-    ctx._cache["features"] = features
-    return ctx
 
 
 @pytest.mark.parametrize("name", ["clip_tiny.random", "devise_lite0_minilm.imagenet"])
