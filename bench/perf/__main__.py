@@ -147,13 +147,17 @@ def main(argv: list[str] | None = None) -> None:
 
     device, rows = run(args)
     context = {"device": device.name, "date": time.strftime("%Y-%m-%d"), **versions()}
-    if args.preset == "smoke" and args.out_dir is None:
-        # Tiny models' figures would replace the device's real record: print them only.
+    # Tiny models' figures would replace the device's real record: a smoke run writes
+    # only where it is told to.
+    smoke = args.preset == "smoke"
+    out_dir = args.out_dir or (None if smoke else "results/perf")
+    docs = None if args.no_docs else args.docs or (None if smoke else "docs/performance.md")
+    records = [(context, row) for row in rows]
+    if out_dir is None:
         print(markdown_table(rows))
         print("smoke run: nothing recorded (give --out-dir and --docs to write)", file=sys.stderr)
         return
-    csv_path = Path(args.out_dir or "results/perf") / f"{device.slug}.csv"
-    records = [(context, row) for row in rows]
+    csv_path = Path(out_dir) / f"{device.slug}.csv"
     if args.only and csv_path.exists():
         # Keep the device's figures of the parts not rerun.
         earlier = read_csv(csv_path)
@@ -170,8 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     table = markdown_table([row for _, row in records])
     print(table)
     print(f"wrote {csv_path}", file=sys.stderr)
-    if not args.no_docs and not (args.preset == "smoke" and args.docs is None):
-        args.docs = args.docs or "docs/performance.md"
+    if docs is not None:
         stamp = ", ".join(f"{k} {v}" for k, v in context.items() if k not in ("device", "date"))
         stamp = f"measured {' and '.join(dates)}; {stamp}"
         peak = f"{device.peak_tflops} TFLOP/s" if device.peak_tflops else "unknown (no MFU)"
@@ -180,8 +183,8 @@ def main(argv: list[str] | None = None) -> None:
             f"`python -m bench.perf --preset {args.preset or ('gpu' if device.is_cuda else 'cpu')}"
             f"`; {stamp}; dense bf16 peak {peak}.\n\n{table}\n"
         )
-        update_docs_section(args.docs, device.slug, body)
-        print(f"updated {args.docs}", file=sys.stderr)
+        update_docs_section(docs, device.slug, body)
+        print(f"updated {docs}", file=sys.stderr)
 
 
 if __name__ == "__main__":
