@@ -39,7 +39,9 @@ def _cell_grid(args) -> tuple[Grid, object]:
 
 def _engine(grid: Grid, threads: int | None):
     from bench.engine import Engine
+    from bench.engine.runtime import keep_freed_host_memory
 
+    keep_freed_host_memory()
     runtime = grid.config["runtime"]
     return Engine.create(
         runtime["device"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -196,6 +197,21 @@ def test_tiny_grid_end_to_end(tmp_path, shared_data):
     run = json.loads((runs[0].parent / "run.json").read_text())
     for key in ("settings", "config_hash", "git", "versions", "hardware", "wall_seconds", "memory"):
         assert key in run
+    # Fit jobs keep freed host memory for reuse (docs/performance.md), and say so.
+    fitted = json.loads(
+        next(r for r in runs if r.parts[-3:-1] == ("full_ft", "seed0"))
+        .with_name("run.json")
+        .read_text()
+    )
+    assert fitted["hardware"]["host_allocator"] in (
+        "glibc, freed memory kept",
+        "set by the environment",
+        "system default",
+    )
+    if platform.libc_ver()[0] == "glibc" and not any(
+        k.startswith(("MALLOC_", "GLIBC_TUNABLES")) for k in os.environ
+    ):
+        assert fitted["hardware"]["host_allocator"] == "glibc, freed memory kept"
 
     table = pd.read_parquet(tmp_path / "results" / "tables" / "runs.parquet")
     assert set(table.method) == {

@@ -37,6 +37,64 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# glibc's mallopt parameters (malloc.h) and the value given to both: the largest a C
+# int holds, so blocks up to 2 GiB come from the reusable heap.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_BELOW_BYTES = 2**31 - 1
+_GLIBC_MALLOC_VARIABLES = (
+    "GLIBC_TUNABLES",
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_TOP_PAD_",
+    "MALLOC_ARENA_MAX",
+)
+_host_allocator = "system default"
+
+
+def keep_freed_host_memory() -> str:
+    """Makes glibc's malloc keep freed memory for reuse instead of returning it.
+
+    By default glibc serves a block above its mmap threshold (which adapts up to
+    32 MiB) with a fresh ``mmap`` and unmaps it on ``free``, and gives the top of the
+    heap back past a trim threshold. A CPU training step allocates the same large
+    buffers every step (the gradient of MiniLM's word embeddings alone is 45 MiB), so
+    each step faulted in fresh zeroed pages from the kernel. Raising both thresholds
+    to 2 GiB keeps those blocks in the heap. Measured on the default grid's CPU jobs
+    (``docs/performance.md``): page faults 2.7 million -> 0.35 million and system time
+    4.4 s -> 0.9 s in a 41 s MiniLM fine-tuning job, 7% less wall time, 14% less for
+    EfficientNet-Lite0; predictions bitwise the same. The price is peak memory: the
+    heap keeps its high-water mark, 4% more for MiniLM, 20-40% for EfficientNet.
+
+    Called once at the start of a ``features`` or ``fit`` job. It does nothing when
+    the C library is not glibc, when another allocator is preloaded (``LD_PRELOAD``),
+    or when the environment has any of glibc's malloc variables, even empty
+    (``GLIBC_TUNABLES``, ``MALLOC_*_``): a user's own settings win, and
+    ``GLIBC_TUNABLES=`` (empty) keeps glibc's defaults.
+
+    Returns:
+        What the process now uses, as recorded in ``run.json``'s ``hardware``:
+        ``glibc, freed memory kept``, ``set by the environment`` or ``system default``.
+    """
+    global _host_allocator
+    if any(name in os.environ for name in _GLIBC_MALLOC_VARIABLES) or "malloc" in (
+        os.environ.get("LD_PRELOAD", "")
+    ):
+        _host_allocator = "set by the environment"
+        return _host_allocator
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 (only glibc has it: AttributeError elsewhere)
+    except (OSError, AttributeError):
+        return _host_allocator
+    if libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BELOW_BYTES) and libc.mallopt(
+        _M_TRIM_THRESHOLD, _KEEP_BELOW_BYTES
+    ):
+        _host_allocator = "glibc, freed memory kept"
+    return _host_allocator
+
+
 @dataclass
 class Engine:
     """Where and how tensors are computed.
@@ -189,6 +247,7 @@ class Engine:
             "decode": self.decode,
             "compile": int(self.compile),
             "channels_last": int(self.channels_last),
+            "host_allocator": _host_allocator,
         }
         if self.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.device)
