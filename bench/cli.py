@@ -107,7 +107,14 @@ def cmd_list(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    """What Snakemake checks while building the DAG, without Snakemake."""
+    from bench.config import check_claims_file, weight_problems
+
     grid = load_grid_file(args.config, log=_log)
+    check_claims_file(grid)
+    problems = weight_problems(grid)
+    if problems:
+        raise ConfigError(problems[0])
     print(
         f"{args.config}: OK, {len(grid.cells)} cells over tasks {grid.tasks}, "
         f"{len(grid.config['methods'])} methods, seeds {grid.config['seeds']}"

@@ -297,23 +297,38 @@ def method_defaults(method: str, config_dir: str | Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def _strict_validator():
+    """Draft 2020-12, except that ``integer`` means an int: ``32.0`` is not one.
+
+    JSON Schema counts a float with no fraction as an integer, but a ``batch_size:
+    32.0`` fails deep in a job (``range()`` takes no floats) and a ``seeds: [0.0]``
+    names run folders ``seed0.0``; YAML writes integers without the ``.0``.
+    """
+    from jsonschema import Draft202012Validator, validators
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    return validators.extend(Draft202012Validator, type_checker=checker)
+
+
 def _fill_defaults_validator():
-    """A Draft 2020-12 validator that also writes schema defaults into the instance.
+    """:func:`_strict_validator`, also writing schema defaults into the instance.
 
     This is what Snakemake's ``validate(..., set_default=True)`` does.
     """
-    from jsonschema import Draft202012Validator, validators
+    from jsonschema import validators
+
+    strict = _strict_validator()
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for key, sub in properties.items():
                 if "default" in sub and key not in instance:
                     instance[key] = copy.deepcopy(sub["default"])
-        yield from Draft202012Validator.VALIDATORS["properties"](
-            validator, properties, instance, schema
-        )
+        yield from strict.VALIDATORS["properties"](validator, properties, instance, schema)
 
-    return validators.extend(Draft202012Validator, {"properties": set_defaults})
+    return validators.extend(strict, {"properties": set_defaults})
 
 
 def _schema_error_line(error) -> str:
@@ -393,10 +408,40 @@ def _check_names(config: dict[str, Any]) -> None:
             raise ConfigError(
                 f"ensembles: {method!r} needs at least 2 seeds, seeds has {config['seeds']}"
             )
-    for name in config["backbone_options"]:
+    for name, options in config["backbone_options"].items():
         if name not in list_backbones():
             valid = ", ".join(list_backbones())
             raise ConfigError(f"backbone_options.{name}: unknown backbone; valid choices: {valid}")
+        takes = backbone_metadata(name)["options"]
+        for option in options:
+            if option not in takes:
+                raise ConfigError(
+                    f"backbone_options.{name}.{option}: {name} has no such option; valid: "
+                    f"{', '.join(sorted(takes))}"
+                )
+
+
+def _check_reference_method(config: dict[str, Any], log=None) -> None:
+    """The reference method is a method name, and the grid is told when it lacks it.
+
+    A name that is no method at all (``ful_ft``) is a typo: an error, since the
+    leaderboards would otherwise quietly carry no significance marks. A real method the
+    grid does not run (``--config 'methods=[linear_probe]'`` on a grid comparing with
+    ``full_ft``) leaves the leaderboards without tests, which ``log`` says.
+    """
+    reference = config["reference_method"]
+    names = list(config["methods"]) + [m + ENSEMBLE_SUFFIX for m in config["ensembles"]]
+    try:
+        split_method_name(reference.removesuffix(ENSEMBLE_SUFFIX))
+    except (UnknownNameError, ValueError) as error:
+        raise ConfigError(
+            f"reference_method: {error}; the grid's methods: {', '.join(names)}"
+        ) from None
+    if reference not in names and log is not None:
+        log(
+            f"reference_method {reference} is not in this grid ({', '.join(names)}): the "
+            "leaderboards mark no method as significantly better or worse"
+        )
 
 
 HPARAMS_SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "hparams.schema.yaml"
@@ -419,36 +464,48 @@ def _merged_hparams(config: dict[str, Any]) -> list[tuple[str, dict, str, dict[s
     ]
 
 
+def _where_set(
+    config: dict[str, Any], task: str, block: dict, method: str, name: str, ivon: bool = False
+) -> str:
+    """Where hyperparameter ``name`` of ``method`` on ``task`` got its value (most specific)."""
+    if name in block["hparams"].get(method, {}):
+        return f"tasks.{task}.hparams.{method}.{name}"
+    if name in block["hparams"].get("*", {}):
+        return f"tasks.{task}.hparams.*.{name}"
+    if name in config["hparams"].get(method, {}):
+        return f"hparams.{method}.{name}"
+    if ivon:
+        return f"config/optimizers/ivon.yaml: settings.{name}"
+    return f"{config['method_config_dir']}/{method.partition('@')[0]}.yaml: {name}"
+
+
 def _check_hparam_values(config: dict[str, Any], merged_hparams: list) -> None:
-    """Every method's merged hyperparameters of every task against hparams.schema.yaml.
+    """Every method's merged hyperparameters of every task, value by value and together.
 
-    The error names where the offending value was set (the task's override, the grid's
-    override or the defaults file), so the fix is one edit.
+    Values against hparams.schema.yaml first, then the rules between them
+    (:mod:`bench.methods.hparam_rules`). The error names where the offending value was
+    set (the task's override, the grid's override or the defaults file), so the fix is
+    one edit.
     """
-    from jsonschema import Draft202012Validator
+    from bench.methods.hparam_rules import hparam_problems
 
-    validator = Draft202012Validator(yaml.safe_load(HPARAMS_SCHEMA_PATH.read_text()))
+    validator = _strict_validator()(yaml.safe_load(HPARAMS_SCHEMA_PATH.read_text()))
     for task, block, method, merged in merged_hparams:
         errors = sorted(
             validator.iter_errors(merged), key=lambda e: [str(p) for p in e.absolute_path]
         )
         if not errors:
+            # Each value is valid alone: now the rules between them.
+            for name, problem in hparam_problems(method.partition("@")[0], merged):
+                where = _where_set(config, task, block, method, name)
+                raise ConfigError(f"{where}: {problem}")
             continue
         error = errors[0]
         path = [str(p) for p in error.absolute_path]
         name = path[0] if path else "<hparams>"
         if name == "ivon" and len(path) > 1:  # IVON's own settings, set under <method>@ivon
             name = path[1]
-        if name in block["hparams"].get(method, {}):
-            where = f"tasks.{task}.hparams.{method}.{name}"
-        elif name in block["hparams"].get("*", {}):
-            where = f"tasks.{task}.hparams.*.{name}"
-        elif name in config["hparams"].get(method, {}):
-            where = f"hparams.{method}.{name}"
-        elif path[:1] == ["ivon"]:
-            where = f"config/optimizers/ivon.yaml: settings.{name}"
-        else:
-            where = f"{config['method_config_dir']}/{method}.yaml: {name}"
+        where = _where_set(config, task, block, method, name, ivon=path[:1] == ["ivon"])
         rules = validator.schema["properties"]
         rules = rules["ivon"]["properties"] if path[:1] == ["ivon"] else rules
         rule = rules.get(name, {})
@@ -610,8 +667,19 @@ def _check_hparams(config: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"{key}.{name}: unknown hyperparameter; valid: {', '.join(sorted(valid))}"
                 )
-    for method in {split_method_name(m)[0] for m in config["methods"]}:
+    grid_methods = sorted({split_method_name(m)[0] for m in config["methods"]})
+    for method in grid_methods:
         method_defaults(method, config_dir)
+    # "*" sets a key for every method of the grid that has it; one that none has is a typo.
+    taken = {name for m in grid_methods for name in method_defaults(m, config_dir)}
+    for task, block in config["tasks"].items():
+        for name in block["hparams"].get("*", {}):
+            if name not in taken:
+                raise ConfigError(
+                    f"tasks.{task}.hparams.*.{name}: no method of the grid "
+                    f"({', '.join(grid_methods)}) has this hyperparameter; valid: "
+                    f"{', '.join(sorted(taken))}"
+                )
 
 
 def load_grid(config: dict[str, Any], log=None, check_data: bool = True) -> Grid:
@@ -633,6 +701,7 @@ def load_grid(config: dict[str, Any], log=None, check_data: bool = True) -> Grid
         config = {**config, "seeds": [int(x) for x in seeds]}
     config = validate_schema(config)
     _check_names(config)
+    _check_reference_method(config, log)
     _check_hparams(config)
     merged_hparams = _merged_hparams(config)
     _check_hparam_values(config, merged_hparams)
@@ -692,6 +761,27 @@ def weight_problems(grid: Grid) -> list[str]:
     options = grid.config["backbone_options"]
     reasons = (missing_weights(b, options.get(b, {})) for b in backbones)
     return [reason for reason in reasons if reason]
+
+
+def check_claims_file(grid: Grid) -> None:
+    """The grid's claims file (``report.claims``) exists and is well formed.
+
+    Resolves a relative path in place (see :func:`bench.reporting.claims.resolve_claims_path`),
+    so jobs read the file that was checked. Called when the DAG is built and by
+    ``python -m bench validate``, not by :func:`load_grid`: fit and score jobs never
+    read it.
+
+    Raises:
+        ConfigError: The file is missing or malformed, naming the claim and key to fix.
+    """
+    from bench.reporting.claims import ClaimsError, load_claims, resolve_claims_path
+
+    path = resolve_claims_path(grid.config["report"]["claims"])
+    grid.config["report"]["claims"] = str(path)
+    try:
+        load_claims(path)
+    except (ClaimsError, OSError) as error:
+        raise ConfigError(f"report.claims: {error}") from None
 
 
 def load_grid_file(path: str | Path, log=None, check_data: bool = True) -> Grid:

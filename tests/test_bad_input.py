@@ -116,8 +116,12 @@ DAG_CASES = [
     ),
     (
         "missing-weights-path",
-        lambda c: c.update(backbone_options={"tiny_cnn.random": {"weights_path": "/no/w.pt"}}),
-        "config error: backbone_options.tiny_cnn.random.weights_path: /no/w.pt does not exist",
+        lambda c: (
+            c["tasks"]["fmnist"].update(backbones=["effnet_lite0.imagenet"]),
+            c.update(backbone_options={"effnet_lite0.imagenet": {"weights_path": "/no/w.pt"}}),
+        ),
+        "config error: backbone_options.effnet_lite0.imagenet.weights_path: /no/w.pt does not "
+        "exist",
     ),
     (
         "too-many-shots",
@@ -209,6 +213,7 @@ DAG_CASES = [
         lambda c: (
             c.update(methods=["coop+dor"]),
             c["tasks"]["fmnist"].update(backbones=["clip_tiny.random"]),
+            c["tasks"]["fmnist"]["hparams"]["*"].update(epochs=2),  # one more than the warm-up
             c["data"].update(wordnet="/nonexistent/wordnet"),
         ),
         "config error: methods: coop+dor draws outlier words from WordNet, but "
@@ -239,6 +244,34 @@ DAG_CASES = [
             c.setdefault("hparams", {}).update({"full_ft@ivon": {"hess_init": 0.1}}),
         ),
         "config error: hparams.full_ft@ivon.hess_init: unknown hyperparameter; valid: ",
+    ),
+    (
+        "star-hparam-no-method-has",
+        lambda c: c["tasks"]["fmnist"]["hparams"]["*"].update(epoch=3),
+        "config error: tasks.fmnist.hparams.*.epoch: no method of the grid (full_ft, "
+        "linear_probe) has this hyperparameter; valid: ",
+    ),
+    (
+        "unknown-reference-method",
+        lambda c: c.update(reference_method="ful_ft"),
+        "config error: reference_method: unknown method 'ful_ft'; valid choices: ",
+    ),
+    (
+        "integer-written-as-float",
+        lambda c: c["tasks"]["fmnist"]["hparams"]["*"].update(batch_size=16.0),
+        "config error: tasks.fmnist.hparams.*.batch_size: 16.0 is not of type 'integer'",
+    ),
+    (
+        "option-the-backbone-does-not-take",
+        lambda c: c.update(backbone_options={"tiny_cnn.random": {"max_length": 64}}),
+        "config error: backbone_options.tiny_cnn.random.max_length: tiny_cnn.random has no "
+        "such option; valid: image_size, width",
+    ),
+    (
+        "hyperparameters-that-contradict",
+        lambda c: c["tasks"]["fmnist"]["hparams"].update(full_ft={"grad_accumulation": 32}),
+        "config error: tasks.fmnist.hparams.full_ft.grad_accumulation: 32 micro-batches cannot "
+        "split a batch of 16 examples; use at most batch_size",
     ),
     (
         "negative-checkpoint-interval",

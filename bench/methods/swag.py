@@ -49,6 +49,7 @@ from bench.engine.optimizers import monte_carlo_logprobs
 from bench.io import SplitPrediction
 from bench.methods.base import FitContext
 from bench.methods.full_ft import FullFineTuning, FullFineTuningHparams
+from bench.methods.hparam_rules import check_hparams
 
 #: Seed offset of the SWAG phase's batch order (apart from the base schedule's).
 SWAG_STREAM = 1_000_003
@@ -79,11 +80,7 @@ class SWAGHparams(FullFineTuningHparams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.swag_rank < 2 or self.swag_snapshots < self.swag_rank:
-            raise ValueError(
-                f"SWAG needs 2 <= swag_rank <= swag_snapshots, got rank {self.swag_rank} and "
-                f"{self.swag_snapshots} snapshots"
-            )
+        check_hparams("swag", dataclasses.asdict(self))
 
 
 class SWAGMoments:

@@ -17,7 +17,14 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
 )
 
-from bench.config import Cell, ConfigError, config_hash, load_grid, weight_problems  # noqa: E402
+from bench.config import (  # noqa: E402
+    Cell,
+    ConfigError,
+    check_claims_file,
+    config_hash,
+    load_grid,
+    weight_problems,
+)
 
 PYTHON = sys.executable  # jobs use the interpreter Snakemake runs under (venv or conda env)
 
@@ -49,13 +56,10 @@ config.update(GRID.config)
 validate(config, schema="../schemas/config.schema.yaml")
 
 # A malformed claims file fails here, not after the grid has run.
-from bench.reporting.claims import ClaimsError, load_claims, resolve_claims_path  # noqa: E402
-
-GRID.config["report"]["claims"] = str(resolve_claims_path(GRID.config["report"]["claims"]))
 try:
-    load_claims(GRID.config["report"]["claims"])
-except (ClaimsError, OSError) as error:
-    print(f"config error: report.claims: {error}", file=sys.stderr)
+    check_claims_file(GRID)
+except ConfigError as error:
+    print(f"config error: {error}", file=sys.stderr)
     sys.exit(1)
 
 # The resolved config is written once, content-addressed, and every job reads it, so a
