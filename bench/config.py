@@ -496,8 +496,10 @@ def _check_hparam_values(config: dict[str, Any], merged_hparams: list) -> None:
         )
         if not errors:
             # Each value is valid alone: now the rules between them.
-            for name, problem in hparam_problems(method.partition("@")[0], merged):
-                where = _where_set(config, task, block, method, name)
+            for names, problem in hparam_problems(method.partition("@")[0], merged):
+                places = [_where_set(config, task, block, method, name) for name in names]
+                # Name the key the grid set, not one from a defaults file (".yaml: key").
+                where = next((p for p in places if ".yaml:" not in p), places[0])
                 raise ConfigError(f"{where}: {problem}")
             continue
         error = errors[0]

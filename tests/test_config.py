@@ -168,6 +168,15 @@ def test_schema_fills_defaults_everywhere():
             "label_smoothing method, got 0.0 (0 is full_ft)",
         ),
         (
+            # The grid set swag_snapshots (the rank is the defaults file's 20): named.
+            lambda c: (
+                c["methods"].append("swag"),
+                c["hparams"].update(swag={"swag_snapshots": 5}),
+            ),
+            "hparams.swag.swag_snapshots: SWAG needs 2 <= swag_rank <= swag_snapshots, got rank 20 "
+            "and 5 snapshots",
+        ),
+        (
             lambda c: (
                 c["methods"].append("swag"),
                 c["hparams"].update(swag={"swag_rank": 10, "swag_snapshots": 5}),
@@ -203,7 +212,7 @@ def test_a_reference_method_outside_the_grid_is_noted_not_an_error():
             {"epochs": 1},
             [
                 (
-                    "epochs",
+                    ("epochs", "warmup_epochs"),
                     "1 epoch(s) with warmup_epochs 1 train only at warmup_lr (1e-05), never at "
                     "lr; use more epochs than warmup_epochs, or warmup_epochs: 0",
                 )
@@ -214,14 +223,14 @@ def test_a_reference_method_outside_the_grid_is_noted_not_an_error():
         (
             "coop",
             {"epochs": 2.5},
-            [("epochs", "feature-cache adapters train whole epochs, got 2.5")],
+            [(("epochs",), "feature-cache adapters train whole epochs, got 2.5")],
         ),
         (
             "zero_shot",
             {"templates": ["a photo of a {}.", "a {} photo of a {}."]},
             [
                 (
-                    "templates",
+                    ("templates",),
                     "each template needs exactly one '{}' for the class name, got "
                     "['a {} photo of a {}.']",
                 )
