@@ -674,14 +674,21 @@ def _check_hparams(config: dict[str, Any]) -> None:
         method_defaults(method, config_dir)
     # "*" sets a key for every method of the grid that has it; one that none has is a typo.
     taken = {name for m in grid_methods for name in method_defaults(m, config_dir)}
+    optimizers = sorted({m.partition("@")[2] for m in map(method_head, config["methods"])} - {""})
     for task, block in config["tasks"].items():
         for name in block["hparams"].get("*", {}):
-            if name not in taken:
-                raise ConfigError(
-                    f"tasks.{task}.hparams.*.{name}: no method of the grid "
-                    f"({', '.join(grid_methods)}) has this hyperparameter; valid: "
-                    f"{', '.join(sorted(taken))}"
-                )
+            if name in taken:
+                continue
+            owner = next((o for o in optimizers if name in optimizer_defaults(o)["settings"]), None)
+            hint = (
+                f"; {owner.upper()}'s settings go under hparams.<method>@{owner}"
+                if owner
+                else f"; valid: {', '.join(sorted(taken))}"
+            )
+            raise ConfigError(
+                f"tasks.{task}.hparams.*.{name}: no method of the grid "
+                f"({', '.join(grid_methods)}) has this hyperparameter{hint}"
+            )
 
 
 def load_grid(config: dict[str, Any], log=None, check_data: bool = True) -> Grid:

@@ -126,6 +126,15 @@ def test_schema_fills_defaults_everywhere():
             "tasks.sst2.hparams.*.epoch: no method of the grid (full_ft, label_smoothing, "
             "linear_probe, lp_ft) has this hyperparameter; valid: ",
         ),
+        (
+            lambda c: (
+                c["methods"].append("full_ft@ivon"),
+                c["tasks"]["sst2"]["hparams"]["*"].update(train_samples=2),
+            ),
+            "tasks.sst2.hparams.*.train_samples: no method of the grid (full_ft, label_smoothing, "
+            "linear_probe, lp_ft) has this hyperparameter; IVON's settings go under "
+            "hparams.<method>@ivon",
+        ),
         # Before, leaderboards quietly had no significance marks.
         (
             lambda c: c.update(reference_method="ful_ft"),
