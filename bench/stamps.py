@@ -13,10 +13,14 @@ with what is on disk:
 * the output exists and records the current hash: the stamp is dated just before the
   output, which stays up to date;
 * the output records another hash, or cannot be read: the stamp is rewritten now,
-  newer than the output, so Snakemake reruns the job. Snakemake deletes a job's old
-  outputs when it starts, so the files of that output's folder are first kept under
+  newer than the output and with a line of its own after the hash, so Snakemake reruns
+  the job (a newer input whose content Snakemake has recorded before, as when a stale
+  folder is restored over a current one, would not rerun it). Snakemake deletes a
+  job's old outputs when it starts, so the files of that output's folder, of the
+  results derived from it (``+ts``, the ensemble) and its log are first kept under
   ``results/superseded/<old hash>/`` (hard links: no copy, no extra space while the
-  originals exist), and a rerun that fails or was not wanted loses nothing;
+  originals exist; ``<old hash>.2``, ... when an earlier set under that hash differs),
+  and a rerun that fails or was not wanted loses nothing;
 * no output yet: the stamp is written and the job runs anyway.
 
 Only the main Snakemake process does this (a cluster job re-parses the workflow, but
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +53,15 @@ class Stamped:
         want: The current hash.
         recorded: Reads the hash recorded in ``output``: None when the output predates
             hashes, :data:`UNREADABLE` when it is damaged.
+        derived: Folders and files that a rerun of this job replaces too (the results
+            derived from it, its log), kept with it when it is superseded.
     """
 
     stamp: Path
     output: Path
     want: str
     recorded: Callable[[Path], str | None]
+    derived: tuple[Path, ...] = ()
 
 
 def stamp_path(kind: str, *parts: str) -> str:
@@ -103,26 +111,61 @@ def _stamp_state(stamp: Path) -> tuple[str | None, float]:
         return None, 0.0
 
 
-def keep_superseded(output: Path, label: str, root: Path = SUPERSEDED_ROOT) -> Path:
-    """Hard-links every file beside ``output`` into ``root/<label>/<its folder>``.
+def _files(path: Path) -> list[Path]:
+    """The files of a folder, or the file itself; nothing for a missing path."""
+    if path.is_dir():
+        return sorted(f for f in path.iterdir() if f.is_file())
+    return [path] if path.is_file() else []
 
-    Falls back to a copy where links are impossible (another file system). Files kept
-    by an earlier call are left as they are.
+
+def _relative(path: Path) -> Path:
+    return path.relative_to(path.anchor) if path.is_absolute() else path
+
+
+def _conflicts(root: Path, files: list[Path]) -> bool:
+    """Whether ``root`` holds another file at the path of one of ``files``.
+
+    The same file (inode) is no conflict: a set kept by an earlier DAG build, or the
+    ensemble that two superseded seeds share.
+    """
+    for file in files:
+        kept = root / _relative(file)
+        if kept.exists() and not os.path.samefile(kept, file):
+            return True
+    return False
+
+
+def keep_superseded(
+    output: Path, label: str, root: Path = SUPERSEDED_ROOT, derived: Iterable[Path] = ()
+) -> Path:
+    """Hard-links the files beside ``output`` and of ``derived`` into ``root/<label>/``.
+
+    Each file keeps its path below the label (``root/<label>/results/runs/...``). Falls
+    back to a copy where links are impossible (another file system). A set already kept
+    by an earlier DAG build is left as it is; when the label holds files of another set
+    (the same old settings run again, then superseded again), the next free label
+    ``<label>.2``, ``<label>.3``, ... is used, so no set is mixed with another.
+
+    Returns:
+        Where ``output``'s folder was kept.
     """
     import shutil
 
-    folder = output.parent
-    relative = folder.relative_to(folder.anchor) if folder.is_absolute() else folder
-    target = root / label / relative
-    target.mkdir(parents=True, exist_ok=True)
-    for file in folder.iterdir():
-        if not file.is_file() or (target / file.name).exists():
+    files = _files(output.parent) + [f for path in derived for f in _files(path)]
+    number, target = 1, root / label
+    while _conflicts(target, files):
+        number += 1
+        target = root / f"{label}.{number}"
+    for file in files:
+        kept = target / _relative(file)
+        if kept.exists():
             continue
+        kept.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(file, target / file.name)
+            os.link(file, kept)
         except OSError:
-            shutil.copy2(file, target / file.name)
-    return target
+            shutil.copy2(file, kept)
+    return target / _relative(output.parent)
 
 
 def sync_stamps(entries: Iterable[Stamped], keep: bool = True) -> list[tuple[Path, str]]:
@@ -152,11 +195,15 @@ def sync_stamps(entries: Iterable[Stamped], keep: bool = True) -> list[tuple[Pat
             if stamp_time >= output_time:
                 os.utime(entry.stamp, (output_time - 1, output_time - 1))
         else:
-            if stamp_time <= output_time:
-                entry.stamp.touch()
+            # New content, not only a newer date: Snakemake ignores a newer input whose
+            # checksum it recorded at the last run (a stamp that already held this hash).
+            note = f"rerun: {entry.output} was made under {recorded} ({time.time_ns()})"
+            atomic_write_bytes(entry.stamp, f"{entry.want}\n{note}\n".encode())
+            if entry.stamp.stat().st_mtime <= output_time:
+                os.utime(entry.stamp, (output_time + 1, output_time + 1))
             reason = "unreadable" if recorded == UNREADABLE else f"made under {recorded}"
             if keep:
                 label = "unreadable" if recorded == UNREADABLE else recorded.split()[0]
-                keep_superseded(entry.output, label)
+                keep_superseded(entry.output, label, derived=entry.derived)
             stale.append((entry.output, f"{reason}; the grid's config hash is {entry.want}"))
     return stale

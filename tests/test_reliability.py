@@ -73,6 +73,18 @@ def test_stale_damaged_and_diverged_results(tmp_path):
     assert (kept / "full_ft" / "seed0" / "predictions.npz").exists()
     assert (runs / "linear_probe" / "seed0" / "run.json").read_text() == probe_json
 
+    # The old run restored over the new one (a backup), with Snakemake's metadata present:
+    # the stamp's content changes, not only its date, so Snakemake does rerun it.
+    for file in (kept / "full_ft" / "seed0").iterdir():
+        target = runs / "full_ft" / "seed0" / file.name
+        target.unlink()
+        shutil.copy2(file, target)
+    dry = snakemake("-n", "--quiet", "rules")
+    assert planned_jobs(dry).get("fit") == 1, dry.stdout + dry.stderr[-2000:]
+    snakemake("--cores", "2")
+    restored = json.loads((runs / "full_ft" / "seed0" / "run.json").read_text())
+    assert restored["config_hash"] == new_hash
+
     # A damaged run.json (an interrupted copy) is remade, not trusted.
     (runs / "linear_probe" / "seed0" / "run.json").write_text('{"cell": ')
     dry = snakemake("-n", "--quiet", "rules")

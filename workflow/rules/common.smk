@@ -142,6 +142,23 @@ def features_stamp(wildcards):
     return stamp_path("features", wildcards.task, wildcards.backbone)
 
 
+def _derived_results(task, backbone, method, seed):
+    """What a rerun of this fit job replaces besides its folder: the cells derived from it
+    (+ts, +wise, the ensemble of its seeds) and the logs, kept with it when superseded."""
+    cells = {
+        c.method
+        for c in GRID.cells
+        if (c.task, c.backbone, c.seed) == (task, backbone, seed)
+        and fit_stem(c.method) == method
+        and c.method != method
+    }
+    paths = [Path(run_dir(task, backbone, m, seed)) for m in sorted(cells)]
+    if (task, backbone, method) in GRID.ensembles():
+        paths.append(Path(f"results/runs/{task}/{backbone}/{method}/ensemble"))
+    paths.append(Path(f"results/logs/fit/{task}/{backbone}/{method}/seed{seed}.log"))
+    return tuple(paths)
+
+
 def _stamped_jobs():
     """Every feature and fit job of the grid with the hash the current config gives it."""
     fits = sorted({(c.task, c.backbone, fit_stem(c.method), c.seed) for c in GRID.cells})
@@ -151,6 +168,7 @@ def _stamped_jobs():
             Path(run_dir(task, backbone, method, seed)) / "run.json",
             GRID.cell_hash(Cell(task, backbone, method, seed)),
             run_json_hash,
+            _derived_results(task, backbone, method, seed),
         )
     for task, backbone in sorted(
         {(t, b) for t, b, m, _ in fits if method_metadata(split_method_name(m)[0])["uses_features"]}
@@ -160,6 +178,7 @@ def _stamped_jobs():
             Path(features_file(task, backbone)),
             GRID.features_hash(task, backbone),
             features_record(GRID.config["seeds"]),
+            (Path(f"results/logs/features/{task}/{backbone}.log"),),
         )
 
 
