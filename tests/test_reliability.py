@@ -33,7 +33,7 @@ def planned_jobs(result) -> dict[str, int]:
 
 def test_stale_damaged_and_diverged_results(tmp_path):
     config = tiny_fmnist_grid(
-        tmp_path, ["linear_probe", "full_ft"], {"*": {"epochs": 1, "batch_size": 16}}
+        tmp_path, ["linear_probe", "full_ft", "full_ft+ts"], {"*": {"epochs": 1, "batch_size": 16}}
     )
     config_file = tmp_path / "grid.yaml"
 
@@ -71,6 +71,14 @@ def test_stale_damaged_and_diverged_results(tmp_path):
     kept_run = json.loads((kept / "full_ft" / "seed0" / "run.json").read_text())
     assert kept_run["config_hash"] == old_hash
     assert (kept / "full_ft" / "seed0" / "predictions.npz").exists()
+    # ... with what was derived from them and replaced with them: +ts, and the fit's log.
+    kept_ts = json.loads((kept / "full_ft+ts" / "seed0" / "run.json").read_text())
+    assert (
+        kept_ts["config_hash"]
+        != json.loads((runs / "full_ft+ts" / "seed0" / "run.json").read_text())["config_hash"]
+    )
+    kept_log = tmp_path / "results" / "superseded" / old_hash / "results" / "logs" / "fit"
+    assert (kept_log / "fmnist" / "tiny_cnn.random" / "full_ft" / "seed0.log").exists()
     assert (runs / "linear_probe" / "seed0" / "run.json").read_text() == probe_json
 
     # The old run restored over the new one (a backup), with Snakemake's metadata present:

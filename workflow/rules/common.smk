@@ -142,33 +142,30 @@ def features_stamp(wildcards):
     return stamp_path("features", wildcards.task, wildcards.backbone)
 
 
-def _derived_results(task, backbone, method, seed):
-    """What a rerun of this fit job replaces besides its folder: the cells derived from it
-    (+ts, +wise, the ensemble of its seeds) and the logs, kept with it when superseded."""
-    cells = {
-        c.method
-        for c in GRID.cells
-        if (c.task, c.backbone, c.seed) == (task, backbone, seed)
-        and fit_stem(c.method) == method
-        and c.method != method
-    }
-    paths = [Path(run_dir(task, backbone, m, seed)) for m in sorted(cells)]
-    if (task, backbone, method) in GRID.ensembles():
-        paths.append(Path(f"results/runs/{task}/{backbone}/{method}/ensemble"))
-    paths.append(Path(f"results/logs/fit/{task}/{backbone}/{method}/seed{seed}.log"))
-    return tuple(paths)
-
-
 def _stamped_jobs():
     """Every feature and fit job of the grid with the hash the current config gives it."""
-    fits = sorted({(c.task, c.backbone, fit_stem(c.method), c.seed) for c in GRID.cells})
+    # What a rerun of a fit job replaces besides its folder, kept with it when superseded:
+    # the cells computed from its outputs (+ts, +wise), the ensembles over its seeds, its log.
+    derived = {}
+    for c in GRID.cells:
+        stem = fit_stem(c.method)
+        key = (c.task, c.backbone, stem, c.seed)
+        log = Path(f"results/logs/fit/{c.task}/{c.backbone}/{stem}/seed{c.seed}.log")
+        paths = derived.setdefault(key, [log])
+        if c.method != stem:
+            paths.append(Path(run_dir(c.task, c.backbone, c.method, c.seed)))
+    for task, backbone, method in GRID.ensembles():
+        for (t, b, stem, _), paths in derived.items():
+            if (t, b, stem) == (task, backbone, fit_stem(method)):
+                paths.append(Path(f"results/runs/{task}/{backbone}/{method}/ensemble"))
+    fits = sorted(derived)
     for task, backbone, method, seed in fits:
         yield Stamped(
             Path(fit_stamp(task, backbone, method, seed)),
             Path(run_dir(task, backbone, method, seed)) / "run.json",
             GRID.cell_hash(Cell(task, backbone, method, seed)),
             run_json_hash,
-            _derived_results(task, backbone, method, seed),
+            tuple(derived[(task, backbone, method, seed)]),
         )
     for task, backbone in sorted(
         {(t, b) for t, b, m, _ in fits if method_metadata(split_method_name(m)[0])["uses_features"]}
