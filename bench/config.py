@@ -464,16 +464,27 @@ def _merged_hparams(config: dict[str, Any]) -> list[tuple[str, dict, str, dict[s
     ]
 
 
-def _where_set(
-    config: dict[str, Any], task: str, block: dict, method: str, name: str, ivon: bool = False
-) -> str:
-    """Where hyperparameter ``name`` of ``method`` on ``task`` got its value (most specific)."""
+def _grid_key(config: dict[str, Any], task: str, block: dict, method: str, name: str) -> str | None:
+    """The most specific grid key that set ``name`` of ``method`` on ``task``.
+
+    None when the value comes from a defaults file.
+    """
     if name in block["hparams"].get(method, {}):
         return f"tasks.{task}.hparams.{method}.{name}"
     if name in block["hparams"].get("*", {}):
         return f"tasks.{task}.hparams.*.{name}"
     if name in config["hparams"].get(method, {}):
         return f"hparams.{method}.{name}"
+    return None
+
+
+def _where_set(
+    config: dict[str, Any], task: str, block: dict, method: str, name: str, ivon: bool = False
+) -> str:
+    """Where hyperparameter ``name`` of ``method`` on ``task`` got its value (most specific)."""
+    grid_key = _grid_key(config, task, block, method, name)
+    if grid_key:
+        return grid_key
     if ivon:
         return f"config/optimizers/ivon.yaml: settings.{name}"
     return f"{config['method_config_dir']}/{method.partition('@')[0]}.yaml: {name}"
@@ -497,9 +508,10 @@ def _check_hparam_values(config: dict[str, Any], merged_hparams: list) -> None:
         if not errors:
             # Each value is valid alone: now the rules between them.
             for names, problem in hparam_problems(method.partition("@")[0], merged):
-                places = [_where_set(config, task, block, method, name) for name in names]
-                # Name the key the grid set, not one from a defaults file (".yaml: key").
-                where = next((p for p in places if ".yaml:" not in p), places[0])
+                # Name the key the grid set, else the first one's defaults file.
+                set_by_grid = (_grid_key(config, task, block, method, n) for n in names)
+                where = next(filter(None, set_by_grid), None)
+                where = where or _where_set(config, task, block, method, names[0])
                 raise ConfigError(f"{where}: {problem}")
             continue
         error = errors[0]
@@ -670,10 +682,10 @@ def _check_hparams(config: dict[str, Any]) -> None:
                     f"{key}.{name}: unknown hyperparameter; valid: {', '.join(sorted(valid))}"
                 )
     grid_methods = sorted({split_method_name(m)[0] for m in config["methods"]})
-    for method in grid_methods:
-        method_defaults(method, config_dir)
+    # Every method of the grid needs its defaults file (read once here).
+    defaults = {method: method_defaults(method, config_dir) for method in grid_methods}
     # "*" sets a key for every method of the grid that has it; one that none has is a typo.
-    taken = {name for m in grid_methods for name in method_defaults(m, config_dir)}
+    taken = {name for names in defaults.values() for name in names}
     optimizers = sorted({m.partition("@")[2] for m in map(method_head, config["methods"])} - {""})
     for task, block in config["tasks"].items():
         for name in block["hparams"].get("*", {}):
